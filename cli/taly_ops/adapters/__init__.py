@@ -1,0 +1,1 @@
+"""Adapters talk to one system each (AWS, Kubernetes, PostgreSQL, Redis, RabbitMQ, Prometheus)."""

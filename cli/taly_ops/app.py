@@ -1,0 +1,64 @@
+"""The `taly` command: a thin Typer app. Subcommands parse and render; operations decide.
+
+Nothing heavy is imported here: boto3, kubernetes and pulumi load inside the commands
+that need them, so `taly --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from . import __version__
+from .commands import plan as plan_cmd
+from .errors import TalyError
+
+app = typer.Typer(
+    name="taly",
+    help="Ops CLI for the Taly platform: offline plans of the Pulumi estate, and (soon) health, drills, promotions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"taly {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Exit codes: 0 ok, 1 negative verdict, 2 bad input or configuration, 3 system unreachable."""
+
+
+app.command("plan")(plan_cmd.plan)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except TalyError as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg="red")
+        if exc.hint:
+            typer.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: no traceback reaches the user
+        if os.environ.get("TALY_DEBUG"):
+            raise
+        typer.secho(f"internal error: {type(exc).__name__}: {exc}", err=True, fg="red")
+        typer.echo("hint: rerun with TALY_DEBUG=1 for the traceback, and report it", err=True)
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

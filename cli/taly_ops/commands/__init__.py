@@ -1,0 +1,1 @@
+"""Typer subcommands: parse options, call an operation, render its typed result."""

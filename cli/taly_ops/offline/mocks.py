@@ -1,0 +1,154 @@
+"""Recording Pulumi mocks: answer the engine like a cloud would and remember every registration.
+
+`MockMonitor` hands `Mocks.new_resource` the inputs but not the parent, protect flag or
+ignore-changes list; `RecordingMonitor` keeps those from the raw registration request.
+Outputs that the program reads back (ARNs, endpoints, OIDC issuer) are synthesised per type
+so that dependent resources see realistic values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pulumi.runtime import Mocks, MockCallArgs, MockResourceArgs
+from pulumi.runtime.mocks import MockMonitor
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+REDACTED = "[secret]"
+ACCOUNT_ID = "123456789012"
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    parent: str | None
+    inputs: dict[str, Any]
+    custom: bool
+    protect: bool
+    ignore_changes: list[str]
+    provider_region: str | None = None
+
+
+def redact(value: Any) -> Any:
+    """Replace Pulumi secret envelopes with a marker, recursively."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) is not None and "value" in value:
+            return REDACTED
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if value == UNKNOWN:
+        return "[unknown]"
+    return value
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) is not None and "value" in value:
+            return _unwrap(value["value"])
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def _short(name: str) -> str:
+    return hashlib.sha1(name.encode()).hexdigest()[:8]
+
+
+def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
+    """Outputs the real provider would compute, shaped well enough for the program to use."""
+    service = typ.split(":")[1].split("/")[0]
+    ident = inputs.get("identifier") or inputs.get("name") or inputs.get("bucket") or name
+    out: dict[str, Any] = {"arn": f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{typ.split(':')[-1].lower()}/{ident}"}
+    if typ == "aws:kms/key:Key":
+        out |= {"keyId": f"key-{_short(name)}", "arn": f"arn:aws:kms:{inputs.get('region', region)}:{ACCOUNT_ID}:key/{_short(name)}"}
+    elif typ == "aws:eks/cluster:Cluster":
+        out |= {
+            "endpoint": f"https://{_short(name).upper()}.gr7.{region}.eks.amazonaws.com",
+            "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{_short(name).upper()}"}]}],
+            "certificateAuthority": {"data": "LS0tLS1CRUdJTi0tLS0t"},
+            "vpcConfig": {**inputs.get("vpcConfig", {}), "clusterSecurityGroupId": f"sg-{_short(name + 'cluster')}"},
+        }
+    elif typ == "aws:rds/instance:Instance":
+        host = f"{ident}.{_short(name)}.{region}.rds.amazonaws.com"
+        out |= {"address": host, "endpoint": f"{host}:5432", "port": 5432, "resourceId": f"db-{_short(name).upper()}"}
+    elif typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+        rg = inputs.get("replicationGroupId", name)
+        out |= {
+            "primaryEndpointAddress": f"master.{rg}.{_short(name)}.euw1.cache.amazonaws.com",
+            "readerEndpointAddress": f"replica.{rg}.{_short(name)}.euw1.cache.amazonaws.com",
+        }
+    elif typ == "aws:mq/broker:Broker":
+        out |= {"instances": [{"endpoints": [f"amqps://b-{_short(name)}.mq.{region}.amazonaws.com:5671"]}]}
+    elif typ == "aws:s3/bucket:Bucket":
+        out |= {"bucket": inputs.get("bucket", name), "arn": f"arn:aws:s3:::{inputs.get('bucket', name)}"}
+    elif typ == "aws:iam/role:Role":
+        out |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{inputs.get('name', name)}", "name": inputs.get("name", name)}
+    elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        url = str(inputs.get("url", "")).removeprefix("https://")
+        out |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
+    elif typ == "aws:backup/plan:Plan":
+        out |= {"id": f"plan-{_short(name)}"}
+    elif typ == "random:index/randomPassword:RandomPassword":
+        out |= {"result": f"mock-{_short(name)}-password"}
+    return out
+
+
+def _parent_name(urn: str) -> str | None:
+    """The parent's name from its URN; None when the parent is the stack itself."""
+    if not urn:
+        return None
+    qualified_type = urn.split("::")[2]
+    return None if qualified_type.split("$")[-1] == "pulumi:pulumi:Stack" else urn.split("::")[-1]
+
+
+class RecordingMocks(Mocks):
+    def __init__(self, region: str, invokes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None):
+        self.region = region
+        self.invokes = {
+            "aws:index/getCallerIdentity:getCallerIdentity": lambda a: {
+                "accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan", "userId": "PLAN"},
+            "aws:index/getPartition:getPartition": lambda a: {"partition": "aws", "dnsSuffix": "amazonaws.com"},
+            "aws:index/getRegion:getRegion": lambda a: {"name": self.region, "region": self.region},
+            **(invokes or {}),
+        }
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs = _unwrap(args.inputs)
+        state = {**inputs, **_computed(args.typ, args.name, inputs, inputs.get("region", self.region))}
+        return state.get("id") or f"{args.name}-id", state
+
+    def call(self, args: MockCallArgs) -> dict[str, Any]:
+        handler = self.invokes.get(args.token)
+        if handler is None:
+            raise NotImplementedError(f"the offline plan has no answer for invoke {args.token}")
+        return handler(_unwrap(args.args))
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: RecordingMocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            from pulumi.runtime import rpc
+
+            parent = _parent_name(request.parent)
+            inputs = rpc.deserialize_properties(request.object)
+            self.registrations.append(Registration(
+                type=request.type,
+                name=request.name,
+                parent=parent,
+                inputs=redact(inputs),
+                custom=bool(request.custom),
+                protect=bool(request.protect),
+                ignore_changes=list(request.ignoreChanges),
+            ))
+        return response

@@ -1,0 +1,96 @@
+"""Build the offline plan of one environment: validate its stack file, run the program under mocks."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from taly_platform.config import STACK_KEYS, StackConfig
+from taly_platform.stackfile import load_stack
+
+
+@dataclass
+class PlannedResource:
+    type: str
+    name: str
+    parent: str | None
+    inputs: dict[str, Any]
+    custom: bool
+    protect: bool
+    ignore_changes: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    environment: str
+    config: StackConfig
+    resources: list[PlannedResource]
+    outputs: dict[str, Any]
+
+    def of_type(self, type_token: str) -> list[PlannedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def named(self, name: str) -> PlannedResource:
+        for r in self.resources:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"environment": self.environment, "resources": [r.to_json() for r in self.resources]}
+
+
+def stack_config_values(config: StackConfig) -> dict[str, str]:
+    """The stack's config as Pulumi hands it to a program: `namespace:key` -> JSON text."""
+    data = config.model_dump(by_alias=True, mode="json")
+    values = {}
+    for field, key in STACK_KEYS.items():
+        value = data[StackConfig.model_fields[field].alias or field]
+        values[key] = value if isinstance(value, str) else json.dumps(value)
+    return values
+
+
+def build_plan(project_root: Path, env: str) -> Plan:
+    config = load_stack(project_root, env)
+    return run_program(config)
+
+
+def run_program(config: StackConfig) -> Plan:
+    """Run `taly_platform.program.main` under recording mocks and collect what it registers."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import pulumi
+    from pulumi.runtime import settings as rt_settings
+    from pulumi.runtime.mocks import set_mocks
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    from taly_platform import program
+
+    from .mocks import RecordingMocks, RecordingMonitor
+
+    mocks = RecordingMocks(region=config.region)
+    monitor = RecordingMonitor(mocks)
+    rt_settings.SETTINGS.rpc_manager.clear()
+    rt_settings.SETTINGS.outputs.clear()
+    pulumi.runtime.set_all_config(stack_config_values(config))
+    set_mocks(mocks, project="taly", stack=config.environment, preview=False, monitor=monitor)
+
+    exported: dict[str, Any] = {}
+
+    def run() -> None:
+        outputs = program.main()
+        for key, value in outputs.items():
+            pulumi.Output.from_input(value).apply(lambda v, k=key: exported.__setitem__(k, v))
+
+    _sync_await(run_pulumi_func(run))
+    resources = [
+        PlannedResource(r.type, r.name, r.parent, r.inputs, r.custom, r.protect, r.ignore_changes)
+        for r in monitor.registrations
+    ]
+    return Plan(config.environment, config, resources, exported)

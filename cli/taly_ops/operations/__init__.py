@@ -1,0 +1,1 @@
+"""Operations decide: they return typed results and never print."""

@@ -1,0 +1,1 @@
+"""One ComponentResource per concern; `estate.Estate` composes them."""

@@ -1,0 +1,110 @@
+"""Stack files validate before any resource: bad values name the file, key, line and what is allowed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from taly_platform.config import ENVIRONMENTS
+from taly_platform.stackfile import StackConfigError, load_stack
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path, project_root: Path) -> Path:
+    (tmp_path / "Pulumi.yaml").write_text((project_root / "Pulumi.yaml").read_text())
+    shutil.copytree(project_root / "stacks", tmp_path / "stacks")
+    return tmp_path
+
+
+def _edit(root: Path, env: str, old: str, new: str) -> None:
+    path = root / "stacks" / f"Pulumi.{env}.yaml"
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _line(root: Path, env: str, needle: str) -> int:
+    lines = (root / "stacks" / f"Pulumi.{env}.yaml").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if needle in line)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_shipped_stack_files_are_valid(project_root: Path, env: str) -> None:
+    config = load_stack(project_root, env)
+    assert config.environment == env
+    assert config.database.backup_retention_days >= 7
+
+
+def test_environment_differences_live_in_the_stack_files(project_root: Path) -> None:
+    dev, staging, prod = (load_stack(project_root, e) for e in ENVIRONMENTS)
+    assert len(dev.network.availability_zones) == 2
+    assert len(prod.network.availability_zones) == 3
+    assert (dev.database.multi_az, staging.database.multi_az, prod.database.multi_az) == (False, True, True)
+    assert dev.database.read_replicas == 0 and prod.database.read_replicas >= 1
+    assert dev.broker.deployment_mode == "SINGLE_INSTANCE" and prod.broker.deployment_mode == "CLUSTER_MULTI_AZ"
+    assert prod.protection.protect_stateful and not dev.protection.protect_stateful
+    assert prod.services.sizing.min_replicas == 3 and prod.services.sizing.max_replicas == 20
+
+
+def test_wrong_type_names_file_key_line_and_value(project_copy: Path) -> None:
+    _edit(project_copy, "prod", "readReplicas: 2", "readReplicas: two")
+    with pytest.raises(StackConfigError) as err:
+        load_stack(project_copy, "prod")
+    e = err.value
+    assert e.file == "stacks/Pulumi.prod.yaml"
+    assert e.key == "taly:database.readReplicas"
+    assert e.line == _line(project_copy, "prod", "readReplicas")
+    assert "two" in str(e) and "integer" in str(e)
+
+
+def test_out_of_range_value_says_what_is_allowed(project_copy: Path) -> None:
+    _edit(project_copy, "dev", "backupRetentionDays: 7", "backupRetentionDays: 3")
+    with pytest.raises(StackConfigError) as err:
+        load_stack(project_copy, "dev")
+    assert err.value.key == "taly:database.backupRetentionDays"
+    assert "greater than or equal to 7" in str(err.value)
+    assert err.value.line == _line(project_copy, "dev", "backupRetentionDays: 3")
+
+
+def test_unknown_key_is_refused(project_copy: Path) -> None:
+    _edit(project_copy, "staging", "    multiAz: true\n    readReplicas", "    multiAz: true\n    replicaz: 3\n    readReplicas")
+    with pytest.raises(StackConfigError) as err:
+        load_stack(project_copy, "staging")
+    assert err.value.key == "taly:database.replicaz"
+    assert "not a known setting" in str(err.value)
+    assert err.value.line == _line(project_copy, "staging", "replicaz")
+
+
+def test_unknown_top_level_key_lists_the_known_ones(project_copy: Path) -> None:
+    _edit(project_copy, "dev", "  taly:network:", "  taly:netwrok:")
+    with pytest.raises(StackConfigError) as err:
+        load_stack(project_copy, "dev")
+    assert err.value.key == "taly:netwrok"
+    assert "taly:network" in str(err.value)
+
+
+def test_broken_yaml_names_the_line(project_copy: Path) -> None:
+    _edit(project_copy, "dev", "    cidr: 10.10.0.0/16", "    cidr: [10.10.0.0/16")
+    with pytest.raises(StackConfigError) as err:
+        load_stack(project_copy, "dev")
+    assert "broken YAML" in str(err.value)
+    assert err.value.line is not None and err.value.line >= _line(project_copy, "dev", "cidr: [")
+
+
+def test_cross_field_rules(project_copy: Path) -> None:
+    _edit(project_copy, "dev", "availabilityZones: [eu-west-1a, eu-west-1b]", "availabilityZones: [eu-west-1a, us-east-1b]")
+    with pytest.raises(StackConfigError, match="not in region"):
+        load_stack(project_copy, "dev")
+
+
+def test_public_endpoint_needs_an_allow_list(project_copy: Path) -> None:
+    _edit(project_copy, "dev", '    version: "1.33"', '    version: "1.33"\n    endpointPublicAccess: true')
+    with pytest.raises(StackConfigError, match="allow-list"):
+        load_stack(project_copy, "dev")
+
+
+def test_unknown_environment(project_root: Path) -> None:
+    with pytest.raises(StackConfigError, match="unknown environment 'qa'"):
+        load_stack(project_root, "qa")
