@@ -13,9 +13,9 @@ import typer
 
 from . import __version__
 from .commands import plan as plan_cmd
-from .errors import TalyError
+from .commands._typer import TalyTyper
 
-app = typer.Typer(
+app = TalyTyper(
     name="taly",
     help="Ops CLI for the Taly platform: offline plans of the Pulumi estate, and (soon) health, drills, promotions.",
     no_args_is_help=True,
@@ -44,11 +44,6 @@ app.command("plan")(plan_cmd.plan)
 def main() -> None:
     try:
         app(standalone_mode=True)
-    except TalyError as exc:
-        typer.secho(f"error: {exc.message}", err=True, fg="red")
-        if exc.hint:
-            typer.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -26,11 +26,12 @@ class Registration:
     type: str
     name: str
     parent: str | None
+    urn: str
+    parent_urn: str | None
     inputs: dict[str, Any]
     custom: bool
     protect: bool
     ignore_changes: list[str]
-    provider_region: str | None = None
 
 
 def redact(value: Any) -> Any:
@@ -121,6 +122,7 @@ class RecordingMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = _unwrap(args.inputs)
         state = {**inputs, **_computed(args.typ, args.name, inputs, inputs.get("region", self.region))}
+        state.setdefault("name", args.name)  # auto-named resources get their logical name
         return state.get("id") or f"{args.name}-id", state
 
     def call(self, args: MockCallArgs) -> dict[str, Any]:
@@ -146,6 +148,8 @@ class RecordingMonitor(MockMonitor):
                 type=request.type,
                 name=request.name,
                 parent=parent,
+                urn=self.make_urn(request.parent, request.type, request.name),
+                parent_urn=request.parent if parent else None,
                 inputs=redact(inputs),
                 custom=bool(request.custom),
                 protect=bool(request.protect),

@@ -18,6 +18,8 @@ class PlannedResource:
     name: str
     parent: str | None
     inputs: dict[str, Any]
+    urn: str
+    parent_urn: str | None
     custom: bool
     protect: bool
     ignore_changes: list[str]
@@ -36,11 +38,12 @@ class Plan:
     def of_type(self, type_token: str) -> list[PlannedResource]:
         return [r for r in self.resources if r.type == type_token]
 
-    def named(self, name: str) -> PlannedResource:
-        for r in self.resources:
-            if r.name == name:
-                return r
-        raise KeyError(name)
+    def named(self, name: str, type_token: str | None = None) -> PlannedResource:
+        """The resource with this name (and type, where names repeat across types)."""
+        found = [r for r in self.resources if r.name == name and (type_token is None or r.type == type_token)]
+        if len(found) != 1:
+            raise KeyError(f"{name} ({type_token or 'any type'}): {len(found)} matches")
+        return found[0]
 
     def to_json(self) -> dict[str, Any]:
         return {"environment": self.environment, "resources": [r.to_json() for r in self.resources]}
@@ -90,7 +93,7 @@ def run_program(config: StackConfig) -> Plan:
 
     _sync_await(run_pulumi_func(run))
     resources = [
-        PlannedResource(r.type, r.name, r.parent, r.inputs, r.custom, r.protect, r.ignore_changes)
+        PlannedResource(r.type, r.name, r.parent, r.inputs, r.urn, r.parent_urn, r.custom, r.protect, r.ignore_changes)
         for r in monitor.registrations
     ]
     return Plan(config.environment, config, resources, exported)

@@ -33,24 +33,33 @@ def plans(root: Path, envs: list[str]):
     from ..offline.plan import run_program
 
     configs = [load_config(root, env) for env in envs]
-    return [run_program(c) for c in configs]
+    if len(configs) == 1:
+        return [run_program(configs[0])]
+    # Each run is CPU-bound Python inside Pulumi's event loop: one process per environment.
+    # Spawned, not forked: forking a process that already ran Pulumi (threads, gRPC) can deadlock.
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(len(configs), os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(run_program, configs))
 
 
-def component_of(resource_name: str, parents: dict[str, str | None]) -> str:
-    """The top-level component a resource belongs to (itself when it has no parent)."""
-    name = resource_name
-    while parents.get(name):
-        name = parents[name]  # type: ignore[assignment]
-    return name
+def top_component(resource, by_urn: dict) -> str:
+    """The name of the top-level component a resource belongs to (its own name when it has no parent)."""
+    while resource.parent_urn:
+        resource = by_urn[resource.parent_urn]
+    return resource.name
 
 
 def summary(plan) -> dict[str, dict[str, int]]:
     """Custom resources per top-level component, counted by type."""
-    parents = {r.name: r.parent for r in plan.resources}
+    by_urn = {r.urn: r for r in plan.resources}
     groups: dict[str, Counter] = defaultdict(Counter)
     for r in plan.resources:
         if r.custom:
-            groups[component_of(r.name, parents)][r.type] += 1
+            groups[top_component(r, by_urn)][r.type] += 1
     return {k: dict(sorted(v.items())) for k, v in groups.items()}
 
 

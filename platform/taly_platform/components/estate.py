@@ -8,30 +8,129 @@ import pulumi
 import pulumi_aws as aws
 
 from ..config import StackConfig
+from .backup import Backup, BackupArgs
+from .broker import Broker, BrokerArgs
+from .cache import REDIS_PORT, Cache, CacheArgs
+from .cluster import Cluster, ClusterArgs
+from .database import Database, DatabaseArgs
+from .edge import Edge, EdgeArgs, cloudtrail_bucket_statements
+from .identity import Identity, IdentityArgs
 from .kms import Kms, KmsArgs
 from .network import Network, NetworkArgs
+from .secrets import CredentialSpec, Parameters, ParametersArgs, Secrets, SecretsArgs
+from .storage import Storage, StorageArgs
 
 
 class Estate:
+    """Builds the components in dependency order; `contract()` is what the stack exports."""
+
     def __init__(self, config: StackConfig) -> None:
         self.config = c = config
-        n, tags = c.name_prefix, c.tags
+        n, tags, env = c.name_prefix, c.tags, c.environment
         protect = c.protection.protect_stateful
         self.account_id = aws.get_caller_identity_output().account_id
         dr_needed = c.database.cross_region_backup_replication or c.storage.backups_cross_region_replication or c.backup.cross_region_copy
+        dr_region = c.dr_region if dr_needed else None
 
         self.kms = Kms(KmsArgs(name=n, region=c.region, account_id=self.account_id, tags=tags,
-                               dr_region=c.dr_region if dr_needed else None, protect=protect))
-        self.network = Network(NetworkArgs(name=n, region=c.region, config=c.network,
-                                           logs_key_arn=self.kms.arns["logs"], tags=tags))
+                               dr_region=dr_region, protect=protect))
+        keys = self.kms.arns
+        dr_key = self.kms.dr_backup_key.arn if self.kms.dr_backup_key else None
+
+        self.network = Network(NetworkArgs(name=n, region=c.region, config=c.network, logs_key_arn=keys["logs"], tags=tags))
+        self.storage = Storage(StorageArgs(
+            name=n, account_id=self.account_id, config=c.storage, data_key_arn=keys["data"], backup_key_arn=keys["backup"],
+            logs_key_arn=keys["logs"], tags=tags, protect=protect, dr_region=dr_region, dr_backup_key_arn=dr_key,
+            logs_policy_statements=cloudtrail_bucket_statements(self.account_id),
+        ))
+        self.secrets = Secrets(SecretsArgs(
+            name=n, environment=env, kms_key_arn=keys["data"], tags=tags,
+            credentials=[CredentialSpec("database", "taly_admin"), CredentialSpec("cache", None),
+                         CredentialSpec("broker", "taly_admin")],
+        ))
+        creds = self.secrets.credentials
+        self.cluster = Cluster(ClusterArgs(
+            name=n, config=c.cluster, subnet_ids=self.network.private_subnet_ids, secrets_key_arn=keys["eks"],
+            logs_key_arn=keys["logs"], volume_key_arn=keys["data"], tags=tags, protect=protect,
+        ))
+        stores = dict(vpc_id=self.network.vpc_id, subnet_ids=self.network.database_subnet_ids,
+                      client_security_group_id=self.cluster.security_group_id, tags=tags, protect=protect)
+        self.database = Database(DatabaseArgs(
+            name=n, config=c.database, kms_key_arn=keys["data"], master_password=creds["database"].password,
+            dr_region=dr_region, dr_kms_key_arn=dr_key, **stores,
+        ))
+        self.cache = Cache(CacheArgs(
+            name=n, config=c.cache, kms_key_arn=keys["data"], logs_key_arn=keys["logs"],
+            auth_token=creds["cache"].password, **stores,
+        ))
+        self.broker = Broker(BrokerArgs(
+            name=n, config=c.broker, password=creds["broker"].password,
+            **{**stores, "subnet_ids": self.network.private_subnet_ids},
+        ))
+        self.parameters = Parameters(ParametersArgs(
+            name=n, environment=env, log_level=c.services.log_level, tags=tags,
+            settings={
+                "DATABASE_HOST": self.database.endpoint,
+                "DATABASE_READER_HOSTS": self.database.replica_endpoints.apply(lambda hs: ",".join(hs) if hs else ""),
+                "DATABASE_PORT": "5432",
+                "DATABASE_NAME": c.database.database_name,
+                "REDIS_HOST": self.cache.primary_endpoint,
+                "REDIS_PORT": str(REDIS_PORT),
+                "AMQP_ENDPOINT": self.broker.endpoint,
+                "MEDIA_BUCKET": self.storage.media.name,
+            },
+        ))
+        self.identity = Identity(IdentityArgs(
+            name=n, environment=env, region=c.region, account_id=self.account_id, namespace=c.services.namespace,
+            oidc_provider_arn=self.cluster.oidc_provider_arn, oidc_issuer=self.cluster.oidc_issuer,
+            media_bucket_arn=self.storage.media.arn, data_key_arn=keys["data"],
+            secret_arns={k: v.arn for k, v in creds.items()}, tags=tags,
+        ))
+        self.backup = Backup(BackupArgs(
+            name=n, config=c.backup, kms_key_arn=keys["backup"], tags=tags, protect=protect,
+            dr_region=dr_region, dr_kms_key_arn=dr_key,
+        ))
+        self.edge = Edge(EdgeArgs(
+            name=n, config=c.edge, logs_bucket=self.storage.logs.name, logs_key_arn=keys["logs"], tags=tags,
+            trail_depends_on=[self.storage],
+        ))
 
     def contract(self) -> dict[str, Any]:
+        """Stack outputs: exactly the fields of `taly_platform.contract.EnvironmentContract`."""
         c = self.config
+        db, cache = self.database, self.cache
         return {
             "environment": c.environment,
             "region": c.region,
             "dr_region": c.dr_region,
             "account_id": self.account_id,
             "vpc_id": self.network.vpc_id,
+            "cluster": {
+                "name": self.cluster.name, "endpoint": self.cluster.endpoint,
+                "oidc_provider_arn": self.cluster.oidc_provider_arn, "namespace": c.services.namespace,
+                "kube_context": self.cluster.name,
+            },
+            "database": {
+                "primary_id": db.primary.identifier, "primary_endpoint": db.endpoint, "port": db.port,
+                "database": c.database.database_name, "replica_ids": [r.identifier for r in db.replicas],
+                "replica_endpoints": db.replica_endpoints, "multi_az": c.database.multi_az,
+                "master_secret_arn": self.secrets.credentials["database"].arn,
+            },
+            "cache": {
+                "replication_group_id": cache.group.replication_group_id, "primary_endpoint": cache.primary_endpoint,
+                "reader_endpoint": cache.reader_endpoint, "port": REDIS_PORT, "automatic_failover": c.cache.multi_az,
+                "auth_secret_arn": self.secrets.credentials["cache"].arn,
+            },
+            "broker": {
+                "broker_id": self.broker.broker.id, "broker_name": self.broker.broker.broker_name,
+                "deployment_mode": c.broker.deployment_mode,
+                "credentials_secret_arn": self.secrets.credentials["broker"].arn,
+            },
+            "buckets": {"media": self.storage.media.name, "backups": self.storage.backups.name, "logs": self.storage.logs.name},
+            "backup": {"vault_name": self.backup.vault.name, "plan_id": self.backup.plan.id,
+                       "rpo_minutes": c.backup.rpo_minutes, "rto_minutes": c.backup.rto_minutes},
             "kms_keys": self.kms.arns,
+            "service_roles": self.identity.arns,
+            "web_acl_arn": self.edge.web_acl_arn,
+            "parameter_prefix": self.parameters.prefix,
         }

@@ -1,0 +1,34 @@
+"""The Typer app class every taly command group uses: errors become a line and an exit code."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import typer
+
+from ..errors import TalyError
+
+
+def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn TalyError into one line on stderr and its exit code (also under CliRunner)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TalyError as exc:
+            typer.secho(f"error: {exc.message}", err=True, fg="red")
+            if exc.hint:
+                typer.echo(f"hint: {exc.hint}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return run
+
+
+class TalyTyper(typer.Typer):
+    """`typer.Typer` whose commands are all guarded; use it for every command group."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+        return lambda fn: register(guarded(fn))
