@@ -78,3 +78,5 @@ class EnvironmentContract(_Contract):
     service_roles: dict[str, str]
     web_acl_arn: str
     parameter_prefix: str
+    prometheus_endpoint: str
+    alarm_topic_arn: str

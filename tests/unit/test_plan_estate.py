@@ -318,3 +318,21 @@ def test_stack_outputs_are_the_environment_contract(plans, env):
     assert len(contract.database.replica_ids) == plans[env].config.database.read_replicas
     assert set(contract.service_roles) == set(SERVICE_NAMES)
     assert "password" not in json.dumps(plans[env].outputs).lower().replace("secret_arn", "")
+
+
+# --- observability -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env", ENVS)
+def test_alert_rules_and_alarms_are_provisioned(plans, env, project_root):
+    plan = plans[env]
+    rules = one(plan, "aws:amp/ruleGroupNamespace:RuleGroupNamespace").inputs["data"]
+    assert rules == (project_root / "platform/taly_platform/alerts/taly.rules.yaml").read_text()
+    alarms = {a.inputs["name"].removeprefix(f"taly-{env}-"): a.inputs for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    lag = [a for name, a in alarms.items() if name.endswith("-lag")]
+    assert len(lag) == plan.config.database.read_replicas
+    assert all(a["metricName"] == "ReplicaLag" and a["threshold"] == 10 for a in lag)
+    assert alarms["rds-cpu"]["threshold"] == 80
+    assert alarms["redis-1-memory"]["threshold"] == 90
+    assert "mq-memory" in alarms
+    topic = one(plan, "aws:sns/topic:Topic").inputs
+    assert topic["kmsMasterKeyId"] and all(a["alarmActions"] for a in alarms.values())

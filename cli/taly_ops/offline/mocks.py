@@ -93,6 +93,8 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[
     elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         url = str(inputs.get("url", "")).removeprefix("https://")
         out |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
+    elif typ == "aws:amp/workspace:Workspace":
+        out |= {"prometheusEndpoint": f"https://aps-workspaces.{region}.amazonaws.com/workspaces/ws-{_short(name)}/"}
     elif typ == "aws:backup/plan:Plan":
         out |= {"id": f"plan-{_short(name)}"}
     elif typ == "random:index/randomPassword:RandomPassword":

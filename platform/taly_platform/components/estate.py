@@ -17,6 +17,7 @@ from .edge import Edge, EdgeArgs, cloudtrail_bucket_statements
 from .identity import Identity, IdentityArgs
 from .kms import Kms, KmsArgs
 from .network import Network, NetworkArgs
+from .observability import Observability, ObservabilityArgs
 from .secrets import CredentialSpec, Parameters, ParametersArgs, Secrets, SecretsArgs
 from .storage import Storage, StorageArgs
 
@@ -95,6 +96,14 @@ class Estate:
             trail_depends_on=[self.storage],
         ))
 
+        self.observability = Observability(ObservabilityArgs(
+            name=n, logs_key_arn=keys["logs"], tags=tags,
+            database_ids=[self.database.primary.identifier, *[r.identifier for r in self.database.replicas]],
+            database_storage_gib=c.database.allocated_storage_gib, database_max_connections=c.database.max_connections,
+            cache_group_id=self.cache.group.replication_group_id, cache_members=1 + c.cache.replicas,
+            broker_name=self.broker.broker.broker_name,
+        ))
+
     def contract(self) -> dict[str, Any]:
         """Stack outputs: exactly the fields of `taly_platform.contract.EnvironmentContract`."""
         c = self.config
@@ -133,4 +142,6 @@ class Estate:
             "service_roles": self.identity.arns,
             "web_acl_arn": self.edge.web_acl_arn,
             "parameter_prefix": self.parameters.prefix,
+            "prometheus_endpoint": self.observability.prometheus_endpoint,
+            "alarm_topic_arn": self.observability.alarm_topic_arn,
         }
