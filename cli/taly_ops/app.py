@@ -13,6 +13,7 @@ import typer
 
 from . import __version__
 from .commands import plan as plan_cmd
+from .commands import policy as policy_cmd
 from .commands._typer import TalyTyper
 
 app = TalyTyper(
@@ -39,6 +40,7 @@ def root(
 
 
 app.command("plan")(plan_cmd.plan)
+app.add_typer(policy_cmd.app, name="policy")
 
 
 def main() -> None:

@@ -231,6 +231,18 @@ class ServicesConfig(_Model):
         return self.overrides.get(service, self.sizing)
 
 
+class PolicyExemption(_Model):
+    """A policy rule waived in this environment, always with a reason (shown in every report)."""
+
+    rule: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]
+    resources: list[str] = []  # logical names; empty = the whole environment
+    reason: Annotated[str, Field(min_length=10)]
+
+
+class PolicyConfig(_Model):
+    exemptions: list[PolicyExemption] = []
+
+
 class ProtectionConfig(_Model):
     """`protect=True` on stateful resources (Pulumi refuses to delete them)."""
 
@@ -254,6 +266,7 @@ class StackConfig(_Model):
     edge: EdgeConfig = EdgeConfig()
     services: ServicesConfig = ServicesConfig()
     protection: ProtectionConfig = ProtectionConfig()
+    policy: PolicyConfig = PolicyConfig()
 
     @model_validator(mode="after")
     def _coherent(self) -> "StackConfig":

@@ -199,7 +199,7 @@ def test_broker_mode_private_with_logs(plans, env, mode, subnets):
 @pytest.mark.parametrize("env", ENVS)
 def test_every_bucket_private_owner_enforced_kms_and_tls_only(plans, env):
     plan = plans[env]
-    buckets = {f"{b.name}-id" for b in plan.of_type("aws:s3/bucket:Bucket")}
+    buckets = {b.inputs["bucket"] for b in plan.of_type("aws:s3/bucket:Bucket")}
     assert len(buckets) == (4 if env == "prod" else 3)
     pab = by_bucket(plan, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
     sse = by_bucket(plan, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")

@@ -125,6 +125,8 @@ class RecordingMocks(Mocks):
         inputs = _unwrap(args.inputs)
         state = {**inputs, **_computed(args.typ, args.name, inputs, inputs.get("region", self.region))}
         state.setdefault("name", args.name)  # auto-named resources get their logical name
+        if args.typ == "aws:s3/bucket:Bucket":
+            return state["bucket"], state  # an S3 bucket's id is its name
         return state.get("id") or f"{args.name}-id", state
 
     def call(self, args: MockCallArgs) -> dict[str, Any]:

@@ -1,0 +1,24 @@
+"""Policy check over the offline plan of one or more environments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import BadInput
+from ..policy.engine import PolicyReport, evaluate
+from ..policy.model import StackView, Subject, all_rules
+from . import plan as plan_ops
+
+
+def view_of(plan) -> StackView:
+    return StackView(plan.environment, [Subject(r.type, r.name, r.inputs, r.protect) for r in plan.resources if r.custom])
+
+
+def check(root: Path, envs: list[str]) -> list[PolicyReport]:
+    known = {r.id for r in all_rules()}
+    for env in envs:
+        config = plan_ops.load_config(root, env)
+        for e in config.policy.exemptions:
+            if e.rule not in known:
+                raise BadInput(f"stacks/Pulumi.{env}.yaml: taly:policy exempts unknown rule '{e.rule}'; see `taly policy list`")
+    return [evaluate(view_of(p), p.config.policy.exemptions) for p in plan_ops.plans(root, envs)]

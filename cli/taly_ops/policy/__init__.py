@@ -1,0 +1,1 @@
+"""The policy pack: one set of rules, two runners (`taly policy check` offline, CrossGuard in `pulumi preview`)."""
