@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 system-deps:
 	./scripts/install-system-deps
+	./scripts/install-helm
 
 demo: setup system-deps
 	$(TALY) plan --env all

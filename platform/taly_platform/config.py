@@ -196,7 +196,7 @@ class EdgeConfig(_Model):
 
 class ServiceSizing(_Model):
     min_replicas: Annotated[int, Field(ge=1, le=100)] = 1
-    max_replicas: Annotated[int, Field(ge=1, le=200)] = 3
+    max_replicas: Annotated[int, Field(ge=1, le=100)] = 3
     cpu_target_percent: Annotated[int, Field(ge=10, le=100)] = 70
     memory_target_percent: Annotated[int, Field(ge=10, le=100)] = 80
     cpu_request: str = "100m"
@@ -211,8 +211,23 @@ class ServiceSizing(_Model):
         return self
 
 
+class AccessConfig(_Model):
+    """IAM role ARNs mapped to the cluster's Kubernetes groups through EKS access entries."""
+
+    platform: list[str] = []
+    oncall: list[str] = []
+    ci: list[str] = []
+
+
 class ServicesConfig(_Model):
     namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] = "taly"
+    # Where CI pushes images (<registry>/<service>:<tag>). The tag is set on first deploy only:
+    # afterwards releases belong to `taly promote`, and `pulumi up` ignores image changes.
+    image_registry: Annotated[str, Field(pattern=r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)*$")] = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/taly"
+    initial_image_tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "0.1.0"
+    ingress_host: str = "api.taly.example"
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws:acm:")] = "arn:aws:acm:eu-west-1:123456789012:certificate/replace-me"
+    access: AccessConfig = AccessConfig()
     sizing: ServiceSizing = ServiceSizing()
     overrides: dict[str, ServiceSizing] = {}
     log_level: Literal["debug", "info", "warn", "error"] = "info"
@@ -225,6 +240,13 @@ class ServicesConfig(_Model):
         unknown = sorted(set(v) - set(SERVICE_NAMES))
         if unknown:
             raise ValueError(f"unknown service(s) {unknown}; known: {list(SERVICE_NAMES)}")
+        return v
+
+    @field_validator("initial_image_tag")
+    @classmethod
+    def _pinned(cls, v: str) -> str:
+        if v.lower() == "latest":
+            raise ValueError("image tags are pinned versions, never 'latest'")
         return v
 
     def sizing_for(self, service: str) -> ServiceSizing:

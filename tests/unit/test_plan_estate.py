@@ -336,3 +336,62 @@ def test_alert_rules_and_alarms_are_provisioned(plans, env, project_root):
     assert "mq-memory" in alarms
     topic = one(plan, "aws:sns/topic:Topic").inputs
     assert topic["kmsMasterKeyId"] and all(a["alarmActions"] for a in alarms.values())
+
+
+# --- workloads -----------------------------------------------------------------------------------
+
+DEPLOY = "kubernetes:apps/v1:Deployment"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_service_is_deployed_from_the_chart_with_images_left_to_promotions(plans, env):
+    plan = plans[env]
+    deployments = plan.of_type(DEPLOY)
+    assert sorted(d.inputs["metadata"]["name"] for d in deployments) == sorted(SERVICE_NAMES)
+    ns = plan.config.services.namespace
+    assert all(d.inputs["metadata"]["namespace"] == ns for d in deployments)
+    assert all(d.ignore_changes == ["spec.template.spec.containers[0].image"] for d in deployments)
+    for d in deployments:
+        (container,) = d.inputs["spec"]["template"]["spec"]["containers"]
+        svc = d.inputs["metadata"]["name"]
+        assert container["image"] == f"{plan.config.services.image_registry}/{svc}:{plan.config.services.initial_image_tag}"
+    accounts = {a.inputs["metadata"]["name"]: a.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+                for a in plan.of_type("kubernetes:core/v1:ServiceAccount")}
+    assert accounts == {s: plan.outputs["service_roles"][s] for s in SERVICE_NAMES}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_autoscaling_follows_the_stack_sizing(plans, env):
+    plan = plans[env]
+    for hpa in plan.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler"):
+        sizing = plan.config.services.sizing_for(hpa.inputs["metadata"]["name"])
+        assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (sizing.min_replicas, sizing.max_replicas)
+    if env == "prod":
+        assert all(h.inputs["spec"]["minReplicas"] == 3 and h.inputs["spec"]["maxReplicas"] == 20
+                   for h in plan.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler"))
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_namespace_rbac_quota_and_limits(plans, env):
+    plan = plans[env]
+    (ns,) = plan.of_type("kubernetes:core/v1:Namespace")
+    assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    roles = {r.inputs["metadata"]["name"] for r in plan.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")}
+    assert roles == {"taly-platform", "taly-oncall", "taly-ci"}
+    ci = next(r for r in plan.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role") if r.inputs["metadata"]["name"] == "taly-ci")
+    assert all(rule["apiGroups"] != ["*"] for rule in ci.inputs["rules"])
+    (quota,) = plan.of_type("kubernetes:core/v1:ResourceQuota")
+    pods_at_max = sum(plan.config.services.sizing_for(s).max_replicas + 1 for s in SERVICE_NAMES)
+    assert quota.inputs["spec"]["hard"]["pods"] == str(pods_at_max)
+    assert plan.of_type("kubernetes:core/v1:LimitRange")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_only_the_gateway_is_exposed_with_the_waf(plans, env):
+    plan = plans[env]
+    (ingress,) = plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    assert ingress.inputs["metadata"]["name"] == "api-gateway"
+    assert ingress.inputs["metadata"]["annotations"]["alb.ingress.kubernetes.io/wafv2-acl-arn"] == plan.outputs["web_acl_arn"]
+    assert ingress.inputs["spec"]["tls"]
+    deny = [p for p in plan.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy") if p.inputs["metadata"]["name"] == "default-deny-all"]
+    assert len(deny) == 1

@@ -93,6 +93,8 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[
     elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         url = str(inputs.get("url", "")).removeprefix("https://")
         out |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
+    elif typ == "aws:wafv2/webAcl:WebAcl":
+        out |= {"arn": f"arn:aws:wafv2:{region}:{ACCOUNT_ID}:regional/webacl/{inputs.get('name', name)}/{_short(name)}-0000-4000-8000-000000000000"}
     elif typ == "aws:amp/workspace:Workspace":
         out |= {"prometheusEndpoint": f"https://aps-workspaces.{region}.amazonaws.com/workspaces/ws-{_short(name)}/"}
     elif typ == "aws:backup/plan:Plan":
@@ -110,6 +112,27 @@ def _parent_name(urn: str) -> str | None:
     return None if qualified_type.split("$")[-1] == "pulumi:pulumi:Stack" else urn.split("::")[-1]
 
 
+def _helm_template(args: dict[str, Any]) -> dict[str, Any]:
+    """Answer helm.v3.Chart's invoke with the real `helm template` (an empty answer would hide the chart)."""
+    import json
+    from pathlib import Path
+
+    from ..adapters import helm
+
+    opts = json.loads(args["jsonOpts"])
+    objects = helm.template(Path(opts["path"]), opts["release_name"], opts.get("namespace"), opts.get("values") or {},
+                            kube_version=opts.get("kube_version"))
+    if not objects:
+        raise RuntimeError(f"helm template rendered nothing for {opts['release_name']}")
+    return {"result": objects}
+
+
+def _yaml_decode(args: dict[str, Any]) -> dict[str, Any]:
+    import yaml
+
+    return {"result": [doc for doc in yaml.safe_load_all(args["text"]) if doc]}
+
+
 class RecordingMocks(Mocks):
     def __init__(self, region: str, invokes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None):
         self.region = region
@@ -118,6 +141,8 @@ class RecordingMocks(Mocks):
                 "accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan", "userId": "PLAN"},
             "aws:index/getPartition:getPartition": lambda a: {"partition": "aws", "dnsSuffix": "amazonaws.com"},
             "aws:index/getRegion:getRegion": lambda a: {"name": self.region, "region": self.region},
+            "kubernetes:helm:template": _helm_template,
+            "kubernetes:yaml:decode": _yaml_decode,
             **(invokes or {}),
         }
 

@@ -35,14 +35,15 @@ def plans(root: Path, envs: list[str]):
     configs = [load_config(root, env) for env in envs]
     if len(configs) == 1:
         return [run_program(configs[0])]
-    # Each run is CPU-bound Python inside Pulumi's event loop: one process per environment.
-    # Spawned, not forked: forking a process that already ran Pulumi (threads, gRPC) can deadlock.
+    # Each run is CPU-bound Python inside Pulumi's event loop: one process per environment, forked
+    # from a server that imported Pulumi once. Not forked from here: a process that has run Pulumi
+    # (threads, gRPC) can deadlock in a fork.
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor
 
-    workers = min(len(configs), os.cpu_count() or 1)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["taly_ops.offline.preload"])
+    with ProcessPoolExecutor(max_workers=len(configs), mp_context=ctx) as pool:
         return list(pool.map(run_program, configs))
 
 

@@ -96,6 +96,8 @@ class Cluster(pulumi.ComponentResource):
 
         self.name = self.cluster.name
         self.endpoint = self.cluster.endpoint
+        self.ca_data = self.cluster.certificate_authority.apply(lambda ca: ca["data"] if isinstance(ca, dict) else ca.data)
+        self.version = cfg.version
         self.security_group_id = self.cluster.vpc_config.cluster_security_group_id
         self.oidc_provider_arn = self.oidc_provider.arn
         self.register_outputs({"name": self.name, "endpoint": self.endpoint, "oidcProviderArn": self.oidc_provider_arn})

@@ -16,10 +16,11 @@ from .database import Database, DatabaseArgs
 from .edge import Edge, EdgeArgs, cloudtrail_bucket_statements
 from .identity import Identity, IdentityArgs
 from .kms import Kms, KmsArgs
-from .network import Network, NetworkArgs
+from .network import Network, NetworkArgs, subnet_plan
 from .observability import Observability, ObservabilityArgs
 from .secrets import CredentialSpec, Parameters, ParametersArgs, Secrets, SecretsArgs
 from .storage import Storage, StorageArgs
+from .workloads import Workloads, WorkloadsArgs
 
 
 class Estate:
@@ -104,6 +105,14 @@ class Estate:
             broker_name=self.broker.broker.broker_name,
         ))
 
+        subnets = subnet_plan(c.network.cidr, len(c.network.availability_zones))
+        self.workloads = Workloads(WorkloadsArgs(
+            name=n, environment=env, region=c.region, services=c.services, kube_version=f"{c.cluster.version}.0",
+            cluster_name=self.cluster.name, cluster_endpoint=self.cluster.endpoint, cluster_ca=self.cluster.ca_data,
+            role_arns=self.identity.arns, web_acl_arn=self.edge.web_acl_arn,
+            data_cidrs=subnets["database"] + subnets["private"], tags=tags,
+        ))
+
     def contract(self) -> dict[str, Any]:
         """Stack outputs: exactly the fields of `taly_platform.contract.EnvironmentContract`."""
         c = self.config
@@ -116,7 +125,7 @@ class Estate:
             "vpc_id": self.network.vpc_id,
             "cluster": {
                 "name": self.cluster.name, "endpoint": self.cluster.endpoint,
-                "oidc_provider_arn": self.cluster.oidc_provider_arn, "namespace": c.services.namespace,
+                "oidc_provider_arn": self.cluster.oidc_provider_arn, "namespace": self.workloads.namespace,
                 "kube_context": self.cluster.name,
             },
             "database": {
