@@ -21,6 +21,7 @@ system-deps:
 demo: setup system-deps
 	$(TALY) plan --env all
 	$(TALY) plan --compare staging prod
+	$(TALY) policy check --env all
 
 test: setup system-deps
 	$(PY) -m pytest
