@@ -1,4 +1,4 @@
-"""Run a command several times; report median wall time and the peak memory of its process tree."""
+"""Run a command several times; report median wall time and the peak memory (PSS) of its process tree."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ import time
 from pathlib import Path
 
 
-def _tree_rss_kib(pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
+def _tree_pss_kib(pid: int) -> int:
+    """Proportional set size of a process and all its descendants, from /proc.
+
+    PSS, not RSS: forked workers share their parent's pages, and RSS would count them once per process.
+    """
     total, stack = 0, [pid]
     while stack:
         p = stack.pop()
         try:
-            status = Path(f"/proc/{p}/status").read_text()
-            total += next(int(l.split()[1]) for l in status.splitlines() if l.startswith("VmRSS:"))
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+            total += next(int(l.split()[1]) for l in rollup.splitlines() if l.startswith("Pss:"))
             for task in Path(f"/proc/{p}/task").iterdir():
                 stack += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError, StopIteration):
@@ -36,7 +39,7 @@ def measure(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> dic
         def sample() -> None:
             nonlocal peak
             while not done.is_set():
-                peak = max(peak, _tree_rss_kib(proc.pid))
+                peak = max(peak, _tree_pss_kib(proc.pid))
                 time.sleep(0.02)
 
         sampler = threading.Thread(target=sample)
@@ -54,5 +57,5 @@ def measure(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> dic
         "wall_median_s": round(statistics.median(walls), 3),
         "wall_min_s": round(min(walls), 3),
         "wall_max_s": round(max(walls), 3),
-        "peak_tree_rss_mib_median": round(statistics.median(peaks) / 1024, 1),
+        "peak_tree_pss_mib_median": round(statistics.median(peaks) / 1024, 1),
     }

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 
 def child(parent: pulumi.Resource, *, protect: bool = False, **kwargs: Any) -> pulumi.ResourceOptions:
@@ -31,4 +32,17 @@ def assume_role_policy(service: str) -> str:
             "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
         },
         sort_keys=True,
+    )
+
+
+def cluster_only_security_group(
+    parent: pulumi.Resource, name: str, *, vpc_id: pulumi.Input[str], client_security_group_id: pulumi.Input[str],
+    ports: dict[int, str], description: str, tags: dict[str, str],
+) -> aws.ec2.SecurityGroup:
+    """A data store's security group: TCP `ports` from the EKS cluster's group only, no egress."""
+    return aws.ec2.SecurityGroup(
+        name, vpc_id=vpc_id, description=description,
+        ingress=[{"protocol": "tcp", "from_port": port, "to_port": port, "security_groups": [client_security_group_id],
+                  "description": what} for port, what in ports.items()],
+        egress=[], tags={**tags, "Name": name}, opts=child(parent),
     )

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ..config import BrokerConfig
-from .base import child
+from .base import child, cluster_only_security_group
 
 AMQPS_PORT = 5671
 ADMIN_USERNAME = "taly_admin"
@@ -34,14 +34,10 @@ class Broker(pulumi.ComponentResource):
     def __init__(self, args: BrokerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("taly:broker:Broker", "broker", None, opts)
         cfg, n, tags = args.config, args.name, args.tags
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{n}-rabbitmq", vpc_id=args.vpc_id, description="AMQPS and the management console from the EKS cluster only",
-            ingress=[
-                {"protocol": "tcp", "from_port": port, "to_port": port, "security_groups": [args.client_security_group_id],
-                 "description": what}
-                for port, what in ((AMQPS_PORT, "AMQPS"), (443, "management API"))
-            ],
-            egress=[], tags={**tags, "Name": f"{n}-rabbitmq"}, opts=child(self),
+        self.security_group = cluster_only_security_group(
+            self, f"{n}-rabbitmq", vpc_id=args.vpc_id, client_security_group_id=args.client_security_group_id,
+            ports={AMQPS_PORT: "AMQPS", 443: "management API"},
+            description="AMQPS and the management console from the EKS cluster only", tags=tags,
         )
         single = cfg.deployment_mode == "SINGLE_INSTANCE"
         subnet_ids = pulumi.Output.from_input(args.subnet_ids).apply(lambda ids: ids[:1] if single else ids)

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ..config import CacheConfig
-from .base import child
+from .base import child, cluster_only_security_group
 
 REDIS_PORT = 6379
 
@@ -35,11 +35,9 @@ class Cache(pulumi.ComponentResource):
         super().__init__("taly:cache:Cache", "cache", None, opts)
         cfg, n, tags = args.config, args.name, args.tags
         subnets = aws.elasticache.SubnetGroup(f"{n}-redis", subnet_ids=args.subnet_ids, tags=tags, opts=child(self))
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{n}-redis", vpc_id=args.vpc_id, description="Redis from the EKS cluster only",
-            ingress=[{"protocol": "tcp", "from_port": REDIS_PORT, "to_port": REDIS_PORT,
-                      "security_groups": [args.client_security_group_id], "description": "EKS cluster"}],
-            egress=[], tags={**tags, "Name": f"{n}-redis"}, opts=child(self),
+        self.security_group = cluster_only_security_group(
+            self, f"{n}-redis", vpc_id=args.vpc_id, client_security_group_id=args.client_security_group_id,
+            ports={REDIS_PORT: "Redis from the EKS cluster"}, description="Redis from the EKS cluster only", tags=tags,
         )
         slow_log = aws.cloudwatch.LogGroup(
             f"{n}-redis-slow-log", name=f"/taly/{n}/redis/slow-log", retention_in_days=30, kms_key_id=args.logs_key_arn,

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ..config import DatabaseConfig
-from .base import child
+from .base import child, cluster_only_security_group
 
 BACKUP_TAG = {"taly:backup": "true"}
 MASTER_USERNAME = "taly_admin"
@@ -41,11 +41,9 @@ class Database(pulumi.ComponentResource):
         major = cfg.engine_version.split(".")[0]
 
         subnets = aws.rds.SubnetGroup(f"{n}-postgres", subnet_ids=args.subnet_ids, tags=tags, opts=child(self))
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{n}-postgres", vpc_id=args.vpc_id, description="PostgreSQL from the EKS cluster only",
-            ingress=[{"protocol": "tcp", "from_port": 5432, "to_port": 5432,
-                      "security_groups": [args.client_security_group_id], "description": "EKS cluster"}],
-            egress=[], tags={**tags, "Name": f"{n}-postgres"}, opts=child(self),
+        self.security_group = cluster_only_security_group(
+            self, f"{n}-postgres", vpc_id=args.vpc_id, client_security_group_id=args.client_security_group_id,
+            ports={5432: "PostgreSQL from the EKS cluster"}, description="PostgreSQL from the EKS cluster only", tags=tags,
         )
         params = aws.rds.ParameterGroup(
             f"{n}-postgres{major}", family=f"postgres{major}", description="taly: TLS only, slow-query logging",
