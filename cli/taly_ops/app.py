@@ -12,6 +12,7 @@ import sys
 import typer
 
 from . import __version__
+from .commands import local as local_cmd
 from .commands import plan as plan_cmd
 from .commands import policy as policy_cmd
 from .commands._typer import TalyTyper
@@ -41,6 +42,7 @@ def root(
 
 app.command("plan")(plan_cmd.plan)
 app.add_typer(policy_cmd.app, name="policy")
+app.add_typer(local_cmd.app, name="local")
 
 
 def main() -> None:

@@ -1,0 +1,114 @@
+"""Monitoring: the PostgreSQL and Redis exporters, and Prometheus scraping them, RabbitMQ and itself.
+
+Everything starts at once, before the servers it watches are ready: the ports are chosen up front,
+the exporters report the servers down until they answer, and Prometheus scrapes every 2 seconds.
+Passwords reach the exporters through their environment, never a command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+
+from .context import DATABASE, HOST, USER, Context
+from .state import Component
+from . import supervisor
+
+BINARIES = {"prometheus": "prometheus", "postgres-exporter": "prometheus-postgres-exporter",
+            "redis-exporter": "prometheus-redis-exporter"}
+SCRAPE_INTERVAL = "2s"
+
+
+def binary(component: str) -> str | None:
+    return os.environ.get(f"TALY_{component.upper().replace('-', '_')}_BIN") or shutil.which(BINARIES[component])
+
+
+def preflight() -> list[tuple[str, str]]:
+    return [(f"{exe} is not installed", f"apt-get install {exe}")
+            for component, exe in BINARIES.items() if not binary(component)]
+
+
+def url(port: int) -> str:
+    return f"http://{HOST}:{port}"
+
+
+def config(ports: dict[str, int]) -> dict:
+    def job(name: str, port: int, path: str = "/metrics") -> dict:
+        return {"job_name": name, "metrics_path": path, "static_configs": [{"targets": [f"{HOST}:{port}"],
+                                                                             "labels": {"environment": "local"}}]}
+
+    return {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL, "evaluation_interval": "15s",
+                   "external_labels": {"estate": "taly-local"}},
+        "scrape_configs": [
+            job("prometheus", ports["prometheus"]),
+            job("postgres", ports["postgres-exporter"]),
+            job("redis", ports["redis-exporter"]),
+            job("rabbitmq", ports["rabbitmq-prometheus"]),
+        ],
+    }
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DATA_SOURCE", "PG_EXPORTER", "REDIS_"))}
+
+
+def start(ctx: Context) -> None:
+    p = ctx.ports
+    base = ctx.state_dir / "prometheus"
+    base.mkdir(mode=0o700, exist_ok=True)
+    (base / "data").mkdir(mode=0o700, exist_ok=True)
+
+    # Exporters first (Prometheus would scrape them at once); they need no server to be up yet.
+    log = ctx.log("postgres-exporter")
+    dsn = f"postgresql://{USER}:{ctx.passwords['postgres']}@{HOST}:{p['postgres-primary']}/{DATABASE}?sslmode=disable"
+    pg_exp = supervisor.spawn([binary("postgres-exporter"), f"--web.listen-address={HOST}:{p['postgres-exporter']}"],
+                              log=log, env=_base_env() | {"DATA_SOURCE_NAME": dsn}, cwd=base)
+    ctx.record("postgres-exporter", pg_exp, p["postgres-exporter"], log, host=HOST,
+               metrics_url=f"{url(p['postgres-exporter'])}/metrics", target=f"{HOST}:{p['postgres-primary']}")
+
+    log = ctx.log("redis-exporter")
+    redis_exp = supervisor.spawn(
+        [binary("redis-exporter"), "-web.listen-address", f"{HOST}:{p['redis-exporter']}",
+         "-redis.addr", f"redis://{HOST}:{p['redis-primary']}"],
+        log=log, env=_base_env() | {"REDIS_PASSWORD": ctx.passwords["redis"]}, cwd=base)
+    ctx.record("redis-exporter", redis_exp, p["redis-exporter"], log, host=HOST,
+               metrics_url=f"{url(p['redis-exporter'])}/metrics", target=f"{HOST}:{p['redis-primary']}")
+
+    conf = base / "prometheus.yml"
+    conf.write_text(json.dumps(config(p), indent=2) + "\n")  # JSON is YAML
+    log = ctx.log("prometheus")
+    prom = supervisor.spawn(
+        [binary("prometheus"), f"--config.file={conf}", f"--storage.tsdb.path={base / 'data'}",
+         f"--web.listen-address={HOST}:{p['prometheus']}", "--storage.tsdb.retention.time=2d",
+         f"--web.external-url={url(p['prometheus'])}/", "--log.level=warn"],
+        log=log, cwd=base)
+    ctx.record("prometheus", prom, p["prometheus"], log, host=HOST, url=url(p["prometheus"]))
+
+    for name, spawned, port in (("postgres-exporter", pg_exp, p["postgres-exporter"]),
+                                ("redis-exporter", redis_exp, p["redis-exporter"])):
+        ctx.wait(lambda port=port: supervisor.port_open(port), component=name, what="listening port", timeout=20,
+                 log=ctx.log(name), pid=spawned.pid)
+        ctx.say(name, f"ready on {HOST}:{port}")
+    ctx.wait(lambda: _ready(p["prometheus"]), component="prometheus", what="/-/ready", timeout=30, log=log,
+             pid=prom.pid, interval=0.1)
+    ctx.say("prometheus", f"ready on {url(p['prometheus'])}")
+
+
+def _ready(port: int) -> bool:
+    with urllib.request.urlopen(f"{url(port)}/-/ready", timeout=2) as resp:
+        return resp.status == 200
+
+
+def targets(port: int) -> list[dict]:
+    """Prometheus's active targets: job, scrape URL, health ("up", "down", "unknown")."""
+    with urllib.request.urlopen(f"{url(port)}/api/v1/targets?state=active", timeout=5) as resp:
+        data = json.load(resp)
+    return [{"job": t["labels"].get("job"), "url": t.get("scrapeUrl"), "health": t.get("health"),
+             "error": t.get("lastError")} for t in data["data"]["activeTargets"]]
+
+
+def stop(component: Component) -> bool:
+    return supervisor.stop(component.pid, component.start_time, pgid=component.pgid, timeout=10)

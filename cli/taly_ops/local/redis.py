@@ -1,0 +1,95 @@
+"""Redis: a primary and a replica, password-protected, no persistence, loopback only.
+
+The primary syncs diskless with no delay, so the replica's link is up a moment after it starts.
+Settings (the password among them) live in a mode-600 config file, never on a command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from .context import HOST, Context
+from .state import Component
+from . import supervisor
+
+BIN_ENV = "TALY_REDIS_SERVER"
+
+
+def binary() -> str | None:
+    return os.environ.get(BIN_ENV) or shutil.which("redis-server")
+
+
+def preflight() -> list[tuple[str, str]]:
+    if not binary():
+        return [("redis-server is not installed", f"apt-get install redis-server, or set {BIN_ENV}")]
+    return []
+
+
+def _config(path: Path, directory: Path, port: int, password: str, primary_port: int | None) -> None:
+    lines = [
+        f"bind {HOST}", f"port {port}", "daemonize no", "protected-mode yes", f'dir "{directory}"', "save \"\"",
+        "appendonly no", 'logfile ""', f"requirepass {password}", f"masterauth {password}",
+        "repl-diskless-sync yes", "repl-diskless-sync-delay 0",
+    ]
+    if primary_port:
+        lines += [f"replicaof {HOST} {primary_port}", "replica-read-only yes"]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def command(port: int, password: str, *args: str, timeout: float = 2.0) -> str:
+    """One command over RESP, authenticated; the reply as text (enough for PING and INFO)."""
+    def encode(*parts: str) -> bytes:
+        out = f"*{len(parts)}\r\n".encode()
+        for p in parts:
+            b = p.encode()
+            out += b"$%d\r\n%s\r\n" % (len(b), b)
+        return out
+
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(encode("AUTH", password) + encode(*args))
+        f = s.makefile("rb")
+        auth = f.readline()
+        if not auth.startswith(b"+OK"):
+            raise ConnectionError(auth.decode(errors="replace").strip())
+        head = f.readline()
+        if head.startswith(b"$"):
+            n = int(head[1:])
+            return f.read(n + 2)[:-2].decode(errors="replace") if n >= 0 else ""
+        if head.startswith(b"-"):
+            raise ConnectionError(head.decode(errors="replace").strip())
+        return head[1:].decode(errors="replace").strip()
+
+
+def info(port: int, password: str, section: str = "replication") -> dict[str, str]:
+    text = command(port, password, "INFO", section)
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+
+
+def start(ctx: Context) -> None:
+    pw = ctx.passwords["redis"]
+    pport, rport = ctx.ports["redis-primary"], ctx.ports["redis-replica"]
+    (ctx.state_dir / "redis").mkdir(mode=0o700, exist_ok=True)
+    for name, port, upstream in (("redis-primary", pport, None), ("redis-replica", rport, pport)):
+        directory = ctx.state_dir / "redis" / name.removeprefix("redis-")
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conf = directory / "redis.conf"
+        _config(conf, directory, port, pw, upstream)
+        log = ctx.log(name)
+        spawned = supervisor.spawn([binary(), str(conf)], log=log, cwd=directory)
+        ctx.record(name, spawned, port, log, host=HOST, role="replica" if upstream else "primary",
+                   **({"primary_port": upstream} if upstream else {}))
+        ctx.wait(lambda: command(port, pw, "PING") == "PONG", component=name, what="PONG", timeout=20, log=log,
+                 pid=spawned.pid)
+        ctx.say(name, f"ready on {HOST}:{port}")
+    ctx.wait(lambda: info(rport, pw).get("master_link_status") == "up", component="redis-replica",
+             what="replication link to the primary", timeout=20, log=ctx.log("redis-replica"))
+    ctx.say("redis-replica", "linked to the primary")
+
+
+def stop(component: Component) -> bool:
+    return supervisor.stop(component.pid, component.start_time, pgid=component.pgid, timeout=10)

@@ -1,0 +1,249 @@
+"""`taly local`: the real servers, started by the same launcher code the CLI uses, into a temporary state dir.
+
+One estate for the module (about 10 s up, 8 s down). The last test takes it down and checks that no
+recorded process survives; the fixture's finalizer takes it down in any case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from taly_ops.app import app
+from taly_ops.errors import BadInput
+from taly_ops.local import estate, postgres, prometheus, rabbitmq, redis, sample_data, supervisor
+from taly_ops.local.state import STATE_FILE, Component, State, load
+
+pytestmark = pytest.mark.integration
+
+SIZE = 10_000
+COMPONENTS = set(estate.ORDER)
+
+
+@pytest.fixture(scope="module")
+def local(request):
+    # Under /tmp and world-searchable: as root, PostgreSQL runs as `postgres`, which cannot enter
+    # pytest's own tmp_path (/tmp/pytest-of-root is mode 700).
+    root = Path(tempfile.mkdtemp(prefix="taly-local-test-"))
+    os.chmod(root, 0o755)
+    state_dir = root / "state"
+
+    def teardown() -> None:
+        try:
+            estate.down(state_dir)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    request.addfinalizer(teardown)
+    state_dir.mkdir()
+    try:
+        estate.preflight(state_dir)
+    except BadInput as exc:
+        pytest.skip(f"local estate prerequisites missing: {exc.message}")
+    result = estate.up(state_dir, size=SIZE, progress=lambda line: print(line, file=sys.stderr))
+    assert not result.already_running
+    return result.state
+
+
+def _pg(state: State, role: str = "primary", dbname: str = "taly") -> str:
+    e = state.endpoints["postgres"][role]
+    return postgres.conninfo(e["host"], e["port"], e["password"], dbname=dbname)
+
+
+def _status_json(state_dir: Path) -> tuple[int, dict, str]:
+    result = CliRunner().invoke(app, ["local", "status", "--state-dir", str(state_dir), "-o", "json"])
+    return result.exit_code, json.loads(result.stdout), result.stdout
+
+
+def test_every_component_runs_with_a_pid_and_port(local):
+    components = {c.name: c for c in load(local.state_dir).components}
+    assert set(components) == COMPONENTS
+    for c in components.values():
+        assert c.running, f"{c.name} (pid {c.pid}) is not running"
+        assert c.pid > 0 and c.port and 1024 < c.port < 65536, c
+        assert supervisor.port_open(c.port), f"{c.name} does not listen on {c.port}"
+    assert len({c.port for c in components.values()}) == len(components)
+
+
+def test_state_file_is_private_and_holds_a_contract(local):
+    from taly_platform.contract import EnvironmentContract
+
+    path = local.state_dir / STATE_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    data = json.loads(path.read_text())
+    contract = EnvironmentContract(**data["contract"])
+    assert contract.environment == "local"
+    assert contract.database.port == data["endpoints"]["postgres"]["primary"]["port"]
+    assert contract.cache.port == data["endpoints"]["redis"]["primary"]["port"]
+    assert data["endpoints"]["postgres"]["replica"]["password"]  # secrets live here, and only here
+
+
+def test_postgres_replica_streams_and_holds_the_sample_data(local):
+    rows = postgres._query(_pg(local), "SELECT application_name, state, client_addr::text FROM pg_stat_replication")
+    assert rows and rows[0][1] == "streaming", rows
+    assert postgres._query(_pg(local, "replica"), "SELECT pg_is_in_recovery()")[0][0] is True
+
+    primary = sample_data.fingerprint(_pg(local))
+    total = sum(count for count, _ in primary.values())
+    assert 9_500 <= total <= 10_500, primary
+    assert all(count > 0 for count, _ in primary.values()), primary
+    assert sample_data.fingerprint(_pg(local, "replica")) == primary  # replicated, row for row
+
+
+def test_sample_data_is_deterministic(local):
+    """A second build of the same size, in a second database, is identical row for row."""
+    postgres._query(_pg(local, dbname="postgres"), "CREATE DATABASE taly_rebuild")
+    sample_data.load(_pg(local, dbname="taly_rebuild"), SIZE)
+    assert sample_data.fingerprint(_pg(local, dbname="taly_rebuild")) == sample_data.fingerprint(_pg(local))
+
+
+def test_redis_replica_is_linked(local):
+    e = local.endpoints["redis"]
+    info = redis.info(e["replica"]["port"], e["password"])
+    assert info["role"] == "slave"
+    assert info["master_link_status"] == "up"
+    assert int(info["master_port"]) == e["primary"]["port"]
+    assert redis.info(e["primary"]["port"], e["password"])["connected_slaves"] == "1"
+
+
+def test_rabbitmq_has_the_queues_and_dead_letter_queues(local):
+    e = local.endpoints["rabbitmq"]
+    queues = {q["name"]: q for q in rabbitmq.api_get(e["management_port"], e["password"], "queues/%2F")}
+    services = rabbitmq.broker_services()
+    assert services
+    for svc in services:
+        work, dlq = queues[f"taly.{svc}"], queues[f"taly.{svc}.dlq"]
+        assert work["durable"] and dlq["durable"]
+        assert work["arguments"]["x-dead-letter-exchange"] == "taly.dlx"
+    exchange = rabbitmq.api_get(e["management_port"], e["password"], "exchanges/%2F/taly.dlx")
+    assert exchange["type"] == "direct"
+    bound = {b["destination"] for b in rabbitmq.api_get(e["management_port"], e["password"],
+                                                         "exchanges/%2F/taly.dlx/bindings/source")}
+    assert bound == {f"taly.{svc}.dlq" for svc in services}
+
+
+def test_moto_holds_the_environment_records(local):
+    from taly_ops.local import aws_emulator
+
+    url = local.endpoints["aws"]["endpoint_url"]
+    buckets = local.contract["buckets"]
+    s3 = aws_emulator.client("s3", url)
+    names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert {buckets["media"], buckets["backups"], buckets["logs"]} <= names
+    for name in buckets.values():
+        block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                         "RestrictPublicBuckets": True}
+        assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+        rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    transitions = s3.get_bucket_lifecycle_configuration(Bucket=buckets["media"])["Rules"][0]["Transitions"]
+    assert {(t["Days"], t["StorageClass"]) for t in transitions} == {(30, "STANDARD_IA"), (90, "GLACIER")}
+
+    rds = aws_emulator.client("rds", url).describe_db_instances()["DBInstances"]
+    assert {i["DBInstanceIdentifier"] for i in rds} == {local.contract["database"]["primary_id"],
+                                                       *local.contract["database"]["replica_ids"]}
+    ssm = aws_emulator.client("ssm", url)
+    port = ssm.get_parameter(Name="/taly/local/booking/DATABASE_PORT")["Parameter"]["Value"]
+    assert port == str(local.contract["database"]["port"])
+    secret = aws_emulator.client("secretsmanager", url).get_secret_value(SecretId=local.contract["database"]["master_secret_arn"])
+    assert json.loads(secret["SecretString"])["password"] == local.endpoints["postgres"]["primary"]["password"]
+
+
+def test_prometheus_is_ready_and_scrapes_every_target(local):
+    port = int(local.endpoints["prometheus"]["url"].rsplit(":", 1)[1])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as resp:
+        assert resp.status == 200
+    deadline = time.monotonic() + 20
+    while True:
+        targets = prometheus.targets(port)
+        health = {t["job"]: t["health"] for t in targets}
+        if set(health) == {"prometheus", "postgres", "redis", "rabbitmq"} and set(health.values()) == {"up"}:
+            break
+        assert time.monotonic() < deadline, f"targets not all up after 20 s: {targets}"
+        time.sleep(0.5)
+
+
+def test_status_json_shape_through_the_cli(local):
+    code, data, raw = _status_json(local.state_dir)
+    assert code == 0
+    assert {c["name"] for c in data["components"]} == COMPONENTS
+    for c in data["components"]:
+        assert {"name", "pid", "port", "status"} <= set(c)
+        assert c["status"] == "running"
+    table = CliRunner().invoke(app, ["local", "status", "--state-dir", str(local.state_dir)])
+    assert table.exit_code == 0 and "postgres-replica" in table.stdout
+    for secret in ("postgres", "redis", "rabbitmq"):
+        password = {"postgres": local.endpoints["postgres"]["primary"]["password"],
+                    "redis": local.endpoints["redis"]["password"],
+                    "rabbitmq": local.endpoints["rabbitmq"]["password"]}[secret]
+        assert password not in raw and password not in table.stdout
+
+
+def test_second_up_is_idempotent(local):
+    before = {c.name: c.pid for c in load(local.state_dir).components}
+    again = estate.up(local.state_dir, size=SIZE)
+    assert again.already_running
+    assert {c.name: c.pid for c in again.state.components} == before
+
+
+def test_stale_state_file_is_detected_and_cleaned(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    survivor = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        state = State(state_dir=tmp_path, phase="running", size=SIZE, components=[
+            Component("redis-primary", gone.pid, 6390, pgid=gone.pid),
+            Component("moto", survivor.pid, 6391, start_time=supervisor.start_time(survivor.pid), pgid=survivor.pid),
+        ])
+        state.save()
+        (tmp_path / "redis" / "primary").mkdir(parents=True)
+        (tmp_path / "logs").mkdir()
+
+        code, data, _ = _status_json(tmp_path)
+        assert code == 1
+        assert {c["name"]: c["status"] for c in data["components"]} == {"redis-primary": "stopped", "moto": "running"}
+
+        running, cleaned = estate.reconcile(tmp_path)
+        assert running is None and set(cleaned) == {"redis-primary", "moto"}
+        assert not supervisor.alive(survivor.pid)  # what was left of it is stopped
+        assert not (tmp_path / STATE_FILE).exists()
+        assert not (tmp_path / "redis").exists() and not (tmp_path / "logs").exists()
+    finally:
+        if survivor.poll() is None:
+            survivor.kill()
+            survivor.wait()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rfind(")") + 2] in "ZX"  # a zombie waiting for init runs nothing
+
+
+def test_down_stops_every_recorded_process(local):
+    components = load(local.state_dir).components
+    pids = {c.name: c.pid for c in components}
+    ports = [c.port for c in components]
+    result = estate.down(local.state_dir)
+    assert {s["name"] for s in result.stopped} == COMPONENTS
+    deadline = time.monotonic() + 5
+    while not all(_gone(pid) for pid in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [name for name, pid in pids.items() if not _gone(pid)] == []
+    assert [p for p in ports if supervisor.port_open(p)] == []
+    assert not local.state_dir.exists() or not any(local.state_dir.iterdir())
+    code, data, _ = _status_json(local.state_dir)
+    assert code == 1 and data["components"] == []
