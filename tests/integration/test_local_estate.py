@@ -174,6 +174,15 @@ def test_prometheus_is_ready_and_scrapes_every_target(local):
         time.sleep(0.5)
 
 
+def test_prometheus_evaluates_the_estates_alert_rules(local):
+    port = int(local.endpoints["prometheus"]["url"].rsplit(":", 1)[1])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=5) as resp:
+        groups = {g["name"]: g for g in json.load(resp)["data"]["groups"]}
+    assert {"taly-slo", "taly-kubernetes", "taly-data"} <= set(groups)
+    alerts = {r["name"] for g in groups.values() for r in g["rules"] if r["type"] == "alerting"}
+    assert {"DeadLetterQueueNotEmpty", "DatabaseReplicationLag", "RabbitMQMemoryAlarm"} <= alerts
+
+
 def test_status_json_shape_through_the_cli(local):
     code, data, raw = _status_json(local.state_dir)
     assert code == 0

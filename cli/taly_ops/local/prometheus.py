@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import urllib.request
+from pathlib import Path
 
 from .context import DATABASE, HOST, USER, Context
 from .state import Component
@@ -34,6 +35,9 @@ def url(port: int) -> str:
     return f"http://{HOST}:{port}"
 
 
+RULES_FILE = Path(__file__).resolve().parents[3] / "platform" / "taly_platform" / "alerts" / "taly.rules.yaml"
+
+
 def config(ports: dict[str, int]) -> dict:
     def job(name: str, port: int, path: str = "/metrics") -> dict:
         return {"job_name": name, "metrics_path": path, "static_configs": [{"targets": [f"{HOST}:{port}"],
@@ -42,6 +46,8 @@ def config(ports: dict[str, int]) -> dict:
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL, "evaluation_interval": "15s",
                    "external_labels": {"estate": "taly-local"}},
+        # The estate's own alert rules, so the local Prometheus evaluates exactly what AMP will.
+        "rule_files": [str(RULES_FILE)],
         "scrape_configs": [
             job("prometheus", ports["prometheus"]),
             job("postgres", ports["postgres-exporter"]),

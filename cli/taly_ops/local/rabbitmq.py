@@ -124,6 +124,7 @@ def start(ctx: Context) -> None:
         f"listeners.tcp.1 = {HOST}:{amqp}",
         f"management.tcp.ip = {HOST}", f"management.tcp.port = {mgmt}",
         f"prometheus.tcp.ip = {HOST}", f"prometheus.tcp.port = {prom}",
+        "prometheus.return_per_object_metrics = true",  # per-queue series: the dead-letter alert needs them
         f"default_user = {USER}", f"default_pass = {pw}", "default_user_tags.administrator = true",
         "default_permissions.configure = .*", "default_permissions.read = .*", "default_permissions.write = .*",
         "log.file.level = info", "log.console = false",
