@@ -36,7 +36,7 @@ def test_unknown_environment_exits_2_naming_the_known_ones():
 def test_plan_json_for_one_environment(project_root):
     result = invoke("plan", "--env", "dev", "--output", "json", root=project_root)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["environment"] == "dev"
     resources = data["resources"]
     assert {"type", "name", "parent", "inputs"} <= set(resources[0])
@@ -57,7 +57,7 @@ def test_plan_table_groups_by_component(project_root):
 def test_compare_shows_differing_settings_side_by_side(project_root):
     result = invoke("plan", "--compare", "staging", "prod", "--output", "json", root=project_root)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     settings = {row["setting"]: row for row in data["settings"]}
     assert settings["database.readReplicas"]["staging"] == 0 and settings["database.readReplicas"]["prod"] == 2
     assert "network.cidr" in settings and "region" not in settings

@@ -205,7 +205,7 @@ runner = CliRunner()
 def test_cli_check_exit_codes_and_json(project_root):
     result = runner.invoke(app, ["policy", "check", "--env", "prod", "--output", "json"], env={"TALY_PROJECT_ROOT": str(project_root)})
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["passed"] is True and data["environment"] == "prod"
     assert {r["id"] for r in data["results"]} == {r.id for r in all_rules()}
 
@@ -219,7 +219,7 @@ def test_cli_check_fails_with_exit_1_on_a_violation(tmp_path, project_root):
     prod.write_text(prod.read_text().replace("    deletionProtection: true\n", "    deletionProtection: false\n", 1))
     result = runner.invoke(app, ["policy", "check", "--env", "prod", "--output", "json"], env={"TALY_PROJECT_ROOT": str(tmp_path)})
     assert result.exit_code == 1, result.output
-    failed = {r["id"] for r in json.loads(result.output)["results"] if r["status"] == "fail"}
+    failed = {r["id"] for r in json.loads(result.stdout)["results"] if r["status"] == "fail"}
     assert "rds-prod-deletion-protection" in failed
 
 
@@ -235,7 +235,7 @@ def test_cli_exemption_shown_and_unknown_rule_refused(tmp_path, project_root):
     env = {"TALY_PROJECT_ROOT": str(tmp_path)}
     result = runner.invoke(app, ["policy", "check", "--env", "dev", "--output", "json"], env=env)
     assert result.exit_code == 0, result.output
-    (snap,) = [r for r in json.loads(result.output)["results"] if r["id"] == "redis-snapshots"]
+    (snap,) = [r for r in json.loads(result.stdout)["results"] if r["id"] == "redis-snapshots"]
     assert snap["status"] == "exempt" and snap["exemption"] == "dev cache is disposable"
     table = runner.invoke(app, ["policy", "check", "--env", "dev"], env={**env, "COLUMNS": "200"})
     assert "dev cache is disposable" in table.output
@@ -247,5 +247,5 @@ def test_cli_exemption_shown_and_unknown_rule_refused(tmp_path, project_root):
 def test_cli_list(project_root):
     result = runner.invoke(app, ["policy", "list", "--output", "json"])
     assert result.exit_code == 0
-    rules = json.loads(result.output)["rules"]
+    rules = json.loads(result.stdout)["rules"]
     assert all({"id", "severity", "rationale"} <= set(r) for r in rules)

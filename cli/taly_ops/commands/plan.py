@@ -35,6 +35,7 @@ def plan(
             if e == "all":
                 raise BadInput("--compare takes two environment names, not 'all'")
             ops.resolve_envs(e)
+        typer.echo(f"planning {a} and {b}…", err=True)
         pa, pb = ops.plans(root, [a, b])
         data = {"environments": [a, b], "settings": ops.compare_settings(pa.config, pb.config),
                 "resources": ops.compare_resources(pa, pb)}
@@ -42,6 +43,7 @@ def plan(
         return
 
     envs = ops.resolve_envs(env)
+    typer.echo(f"planning {', '.join(envs)}: the real program under Pulumi's mocks, charts rendered by helm…", err=True)
     results = ops.plans(root, envs)
     if output == Output.json:
         data = results[0].to_json() if env != "all" else {p.environment: p.to_json() for p in results}
