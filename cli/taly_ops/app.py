@@ -12,6 +12,8 @@ import sys
 import typer
 
 from . import __version__
+from .commands import backup as backup_cmd
+from .commands import drill as drill_cmd
 from .commands import local as local_cmd
 from .commands import plan as plan_cmd
 from .commands import policy as policy_cmd
@@ -43,6 +45,8 @@ def root(
 app.command("plan")(plan_cmd.plan)
 app.add_typer(policy_cmd.app, name="policy")
 app.add_typer(local_cmd.app, name="local")
+app.add_typer(backup_cmd.app, name="backup")
+app.add_typer(drill_cmd.app, name="drill")
 
 
 def main() -> None:

@@ -197,10 +197,9 @@ def seed(url: str, ports: dict[str, int], passwords: dict[str, str],
             "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": bucket_keys[kind]},
             "BucketKeyEnabled": True}]})
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list})
-        s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
+        # No deny-non-TLS bucket policy here, unlike AWS (see storage.SecureBucket): the emulator
+        # speaks plain HTTP on loopback and moto applies that Deny to every request, so the local
+        # backups bucket could hold nothing.
     s3.put_bucket_lifecycle_configuration(Bucket=buckets["media"], LifecycleConfiguration={"Rules": [{
         "ID": "media-tiering", "Status": "Enabled", "Filter": {"Prefix": ""},
         "Transitions": [{"Days": 30, "StorageClass": "STANDARD_IA"}, {"Days": 90, "StorageClass": "GLACIER"}],

@@ -1,0 +1,153 @@
+"""`taly drill restore|reap|history`: restore drills measured against the RPO and RTO targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ..errors import VERDICT
+from ..render import Output, console, emit
+from ._typer import TalyTyper
+
+app = TalyTyper(help="Restore drills: a backup restored into a scratch instance, verified, timed and torn down.",
+                no_args_is_help=True)
+
+ENV_HELP = "Environment (only local is implemented so far)."
+STATE_DIR_HELP = "The local estate's state directory (default $TALY_LOCAL_STATE, else .taly/local)."
+
+
+def _progress(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+@app.command("restore")
+def restore(
+    env: str = typer.Option(..., "--env", "-e", help=ENV_HELP),
+    from_: str = typer.Option("latest", "--from", help="latest, or a backup id from `taly backup list`."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the scratch instance (remove it later with `taly drill reap`)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port for the scratch instance (default: a free one)."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="Drill spec (default runbooks/drills/cms.yaml)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write the verification as JUnit XML here."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
+) -> None:
+    """Restore a backup into a fresh scratch instance, verify it and measure RPO and RTO.
+
+    Verifies file checksums, the schema fingerprint, per-table row counts and content checksums
+    against the backup's manifest, then the spec's invariants and smoke queries. The report goes to
+    drills/<drill_id>.json in the backups bucket. Exit 0 passed, 1 failed (verification or targets),
+    2 bad input (unknown backup id, a target that is a source), 3 unreachable (no backups bucket).
+    """
+    from ..operations import backup as backup_ops
+    from ..operations import drill as ops
+
+    try:
+        report = ops.restore(backup_ops.resolve(env, state_dir), from_, keep=keep, port=port, spec_path=spec,
+                             progress=_progress)
+    except ops.Interrupted as exc:
+        typer.echo(f"interrupted by {exc}: the scratch instance was torn down", err=True)
+        raise typer.Exit(128 + exc.signum) from None
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_bytes(ops.junit_xml(report))
+    emit(output, report, _report)
+    if report["status"] != "passed":
+        raise typer.Exit(VERDICT)
+
+
+@app.command("reap")
+def reap(
+    env: str = typer.Option(..., "--env", "-e", help=ENV_HELP),
+    older_than: float = typer.Option(0.0, "--older-than", help="Only drills registered more than HOURS ago."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
+) -> None:
+    """Remove scratch instances that drills left behind (killed, or run with --keep).
+
+    JSON: {"reaped": [{drill_id, port, dir, instance_was_running, ...}], "skipped": [...]}.
+    """
+    from ..operations import backup as backup_ops
+    from ..operations import drill as ops
+
+    result = ops.reap(backup_ops.resolve(env, state_dir), older_than, progress=_progress)
+    emit(output, result, _reaped)
+
+
+@app.command("history")
+def history(
+    env: str = typer.Option(..., "--env", "-e", help=ENV_HELP),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
+) -> None:
+    """Past drills, from the reports stored in the backups bucket (drills/*.json), oldest first."""
+    from ..operations import backup as backup_ops
+    from ..operations import drill as ops
+
+    drills = ops.history(backup_ops.resolve(env, state_dir))
+    emit(output, {"drills": drills}, lambda d: _history(d["drills"]))
+
+
+def _report(r: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out = console()
+    ver, tg = r["verification"], r["targets"]
+    colour = "green" if r["status"] == "passed" else "red"
+    out.print(f"[{colour}]{r['status'].upper()}[/{colour}] {r['drill_id']} restored backup {r['backup_id']} "
+              f"(restore point {r['restore_point']})", highlight=False)
+    out.print(f"RPO {r['rpo_seconds']}s (target {tg['rpo_seconds']}s, {'met' if tg['rpo_met'] else 'MISSED'});  "
+              f"RTO {r['rto_seconds']}s (target {tg['rto_seconds']}s, {'met' if tg['rto_met'] else 'MISSED'})",
+              highlight=False)
+    bad_files = [f for f in ver["files"] if not f["passed"]]
+    if bad_files:
+        out.print("files failing their checksum: " + ", ".join(f"{f['file']} ({f['problem']})" for f in bad_files),
+                  highlight=False)
+    if ver["tables"]:
+        t = Table(title=f"schema {'ok' if ver['schema_passed'] else 'DIFFERS'}", title_justify="left")
+        for col in ("table", "rows", "expected", "checksum", "ok"):
+            t.add_column(col, justify="right" if col in ("rows", "expected") else "left")
+        for row in ver["tables"]:
+            t.add_row(row["table"], str(row["rows"]), str(row["expected_rows"]),
+                      "equal" if row["checksum"] == row["expected_checksum"] else "DIFFERS",
+                      "[green]yes[/green]" if row["passed"] else "[red]no[/red]")
+        out.print(t)
+    for i in ver["invariants"] + ver["smoke"]:
+        mark = "[green]ok[/green]" if i["passed"] else "[red]FAIL[/red]"
+        out.print(f"{mark} {i['name']}" + (f": {i['error']}" if i.get("error") else ""), highlight=False)
+    if r.get("error"):
+        out.print(f"[red]error:[/red] {r['error']}", highlight=False)
+    c = r["cleanup"]
+    out.print("scratch instance kept: " + c.get("remove_with", "") if c.get("kept") else
+              f"scratch instance removed: {bool(c.get('dir_removed'))}", highlight=False)
+    out.print(f"timings: {r['timings']}", highlight=False)
+
+
+def _reaped(d: dict[str, Any]) -> None:
+    out = console()
+    if not d["reaped"]:
+        out.print("nothing to reap")
+    for r in d["reaped"]:
+        out.print(f"reaped {r['drill_id']} (port {r['port']}, instance was {'running' if r['instance_was_running'] else 'stopped'})",
+                  highlight=False)
+    for s in d["skipped"]:
+        out.print(f"skipped {s['drill_id']}: {s['reason']}", highlight=False)
+    for p in d["unregistered_dirs"]:
+        out.print(f"not in the registry (remove by hand if no drill runs): {p}", highlight=False)
+
+
+def _history(drills: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    if not drills:
+        console().print("no drills")
+        return
+    t = Table(title=f"{len(drills)} drills", title_justify="left")
+    for col in ("drill", "backup", "status", "RPO s", "RTO s"):
+        t.add_column(col)
+    for d in drills:
+        colour = "green" if d["status"] == "passed" else "red"
+        t.add_row(d["drill_id"], d["backup_id"], f"[{colour}]{d['status']}[/{colour}]", str(d["rpo_seconds"]),
+                  str(d["rto_seconds"]))
+    console().print(t)

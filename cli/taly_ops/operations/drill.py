@@ -1,0 +1,491 @@
+"""Restore drills: restore a backup into a fresh scratch instance, verify it, measure RPO and RTO.
+
+RPO is the age of the backup's snapshot when the drill starts; RTO is the time from the drill's
+start to a verified restore. The scratch instance is registered (drills/registry.json in the state
+dir) before it starts and is always torn down (success, failure, Ctrl-C, SIGTERM) unless --keep;
+`reap` removes what a killed drill left behind. Reports go to drills/<drill_id>.json in the bucket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..errors import BadInput, Unreachable
+from .backup import BACKUPS_PREFIX, DRILLS_PREFIX, Environment, iso, now
+
+Progress = Callable[[str], None]
+DRILLS_DIR = "drills"
+REGISTRY = "registry.json"
+SPEC = Path("runbooks") / "drills" / "cms.yaml"
+
+
+def _noop(line: str) -> None:
+    pass
+
+
+# --- registry ---------------------------------------------------------------------------------------
+
+def _drills_dir(env: Environment) -> Path:
+    d = env.state_dir / DRILLS_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o711)  # the server's OS user must enter it
+    return d
+
+
+@contextlib.contextmanager
+def _registry(env: Environment) -> Iterator[dict[str, Any]]:
+    """The registry, locked; written back on exit."""
+    import fcntl
+
+    d = _drills_dir(env)
+    fd = os.open(d / (REGISTRY + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = d / REGISTRY
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            data = {}
+        data.setdefault("drills", {})
+        yield data
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    finally:
+        os.close(fd)
+
+
+def registry_entries(env: Environment) -> dict[str, dict[str, Any]]:
+    with _registry(env) as reg:
+        return dict(reg["drills"])
+
+
+# --- signals ----------------------------------------------------------------------------------------
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT during a drill: unwinds through the finally blocks that tear down."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[dict[str, bool]]:
+    """Make SIGTERM/SIGINT raise Interrupted (once); afterwards `flags["shielded"] = True` ignores them."""
+    flags = {"shielded": False, "fired": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flags
+        return
+
+    def handler(signum, frame):
+        if flags["shielded"] or flags["fired"]:
+            return  # tearing down: let the cleanup finish
+        flags["fired"] = True
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flags
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+# --- spec -------------------------------------------------------------------------------------------
+
+def load_spec(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInput(f"cannot read the drill spec {path}: {exc}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("invariants", []), list):
+        raise BadInput(f"{path} is not a drill spec (invariants: [{{name, sql}}], smoke: [{{name, sql}}])")
+    for item in spec.get("invariants", []) + spec.get("smoke", []):
+        if not isinstance(item, dict) or not item.get("name") or not item.get("sql"):
+            raise BadInput(f"{path}: every invariant and smoke query needs a name and sql")
+    return spec
+
+
+# --- the drill --------------------------------------------------------------------------------------
+
+def restore(env: Environment, backup: str = "latest", *, keep: bool = False, port: int | None = None,
+            spec_path: Path | None = None, progress: Progress = _noop) -> dict[str, Any]:
+    """Run one drill; returns its report (status passed|failed).
+
+    BadInput/Unreachable (exit 2/3) are raised before anything starts, or, when they happen during the
+    drill, after the teardown and the report. Interrupted (SIGTERM/SIGINT) likewise, after the teardown.
+    """
+    from .. import audit
+    from ..local import supervisor
+    from ..project import project_root
+    from . import backup as backup_ops
+
+    t0 = time.monotonic()
+    started = now()
+    spec_path = spec_path or project_root() / SPEC
+    spec = load_spec(spec_path)
+    manifest = backup_ops.manifest(env, backup)  # exit 3 without a bucket, 2 for an unknown id
+    backup_id = manifest["backup_id"]
+    drill_id = f"drill-{started.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    host = "127.0.0.1"
+    if port is not None and (host, port) in env.source_addresses():
+        raise BadInput(f"the drill target 127.0.0.1:{port} is a source endpoint of {env.name}; refusing to restore over it")
+    if port is not None and supervisor.port_open(port):
+        raise BadInput(f"port {port} is in use; the drill needs a free port for its scratch instance")
+    port = port or supervisor.free_port()
+    if (host, port) in env.source_addresses():  # a free port cannot be a running source, but be certain
+        raise BadInput(f"the drill target {host}:{port} is a source endpoint of {env.name}")
+
+    snapshot_at = dt.datetime.fromisoformat(manifest["snapshot"]["at"])
+    rpo_seconds = (started - snapshot_at).total_seconds()
+    report: dict[str, Any] = {
+        "drill_id": drill_id, "environment": env.name, "status": "failed", "backup_id": backup_id,
+        "restore_point": manifest["snapshot"]["at"], "started_at": iso(started), "finished_at": None,
+        "source": manifest["source"], "target": {"name": drill_id, "host": host, "port": port, "kind": "scratch postgres"},
+        "rpo_seconds": round(rpo_seconds, 1), "rto_seconds": None,
+        "targets": {"rpo_seconds": env.targets["rpo_minutes"] * 60, "rto_seconds": env.targets["rto_minutes"] * 60,
+                    "source": env.targets.get("source"), "rpo_met": None, "rto_met": None},
+        "timings": {}, "spec": str(spec_path),
+        "verification": {"files": [], "files_passed": False, "schema_passed": False, "schema": {}, "tables": [],
+                         "invariants": [], "smoke": [], "passed": False},
+        "cleanup": {}, "error": None,
+    }
+    inputs = {"from": backup, "backup_id": backup_id, "keep": keep, "port": port, "spec": str(spec_path)}
+    root = _drills_dir(env) / drill_id
+    with _registry(env) as reg:
+        reg["drills"][drill_id] = {"drill_id": drill_id, "backup_id": backup_id, "dir": str(root), "port": port,
+                                   "owner_pid": os.getpid(), "owner_start_time": supervisor.start_time(os.getpid()),
+                                   "pid": None, "start_time": None, "pgid": None, "keep": keep,
+                                   "registered_at": iso(started)}
+    audit.record(env.state_dir, "drill.restore.start", env.name, inputs=inputs, outcome="started",
+                 before={"registry": "registered"}, after={"drill_id": drill_id, "target": report["target"]})
+    progress(f"drill {drill_id}: restoring backup {backup_id} (restore point {manifest['snapshot']['at']}, "
+             f"RPO {rpo_seconds:.0f}s) into a scratch instance on {host}:{port}")
+    interrupted: Interrupted | None = None
+    raise_after: BadInput | Unreachable | None = None  # exit 2 or 3, once cleaned up and reported
+    spawned: dict[str, Any] = {}  # the instance as soon as it is spawned, should the registry miss it
+    with _signals_raise() as flags:
+        try:
+            try:
+                _run(env, manifest, spec, root, port, drill_id, report, t0, progress, spawned)
+            except Interrupted as exc:
+                interrupted = exc
+                report["error"] = f"interrupted by {exc}"
+                progress(f"drill {drill_id}: interrupted by {exc}; tearing the scratch instance down")
+            except (BadInput, Unreachable) as exc:
+                raise_after = exc
+                report["error"] = exc.message
+            except Exception as exc:  # noqa: BLE001 - a failed drill is a report, not a traceback
+                report["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            flags["shielded"] = True
+            report["cleanup"] = _teardown(env, drill_id, keep and interrupted is None, progress, spawned)
+    report["timings"]["total_seconds"] = round(time.monotonic() - t0, 2)
+    report["finished_at"] = iso(now())
+    ver = report["verification"]
+    tg = report["targets"]
+    tg["rpo_met"] = report["rpo_seconds"] <= tg["rpo_seconds"]
+    tg["rto_met"] = report["rto_seconds"] is not None and report["rto_seconds"] <= tg["rto_seconds"]
+    passed = ver["passed"] and tg["rpo_met"] and tg["rto_met"] and not report["error"]
+    report["status"] = "passed" if passed else "failed"
+    if report["cleanup"].get("kept"):
+        report["cleanup"]["remove_with"] = f"taly drill reap --env {env.name}"
+    try:
+        env.store.put_json(f"{DRILLS_PREFIX}{drill_id}.json", report)
+        report["report_key"] = f"s3://{env.store.bucket}/{DRILLS_PREFIX}{drill_id}.json"
+    except (Unreachable, KeyError) as exc:
+        report["report_key"] = None
+        progress(f"warning: the drill report could not be stored in the bucket: {exc}")
+    audit.record(env.state_dir, "drill.restore", env.name, inputs=inputs,
+                 outcome="interrupted" if interrupted else report["status"],
+                 before={"backup_id": backup_id, "restore_point": report["restore_point"]},
+                 after={"drill_id": drill_id, "rpo_seconds": report["rpo_seconds"], "rto_seconds": report["rto_seconds"],
+                        "cleanup": report["cleanup"], "report": report.get("report_key")},
+                 detail={"error": report["error"]} if report["error"] else None)
+    if interrupted is not None:
+        raise interrupted
+    if raise_after is not None:
+        raise raise_after
+    return report
+
+
+def _run(env: Environment, manifest: dict[str, Any], spec: dict[str, Any], root: Path, port: int, drill_id: str,
+         report: dict[str, Any], t0: float, progress: Progress, spawned_out: dict[str, Any]):
+    from ..adapters import postgres_tools as pgt
+    from ..local import scratch_postgres
+    from ..local.context import USER
+
+    timings = report["timings"]
+    ver = report["verification"]
+    lap = time.monotonic()
+
+    def say(msg: str) -> None:
+        progress(f"{time.monotonic() - t0:5.1f}s  {msg}")
+
+    scratch = scratch_postgres.prepare(root, port)
+    # 1. Download, and check every file against the manifest before anything reads it.
+    download = root / "download"
+    download.mkdir(mode=0o700)
+    files = manifest["files"]
+    say(f"downloading {len(files)} files ({manifest['total_bytes']:,} bytes)")
+    for i, f in enumerate(files, 1):
+        key = f"{BACKUPS_PREFIX}{manifest['backup_id']}/dump/{f['path']}"
+        try:
+            env.store.download_file(key, download / f["path"], progress=lambda line, i=i: progress(f"  [{i}/{len(files)}]{line}"),
+                                    size=f["size"])
+        except KeyError:
+            ver["files"].append({"file": f["path"], "passed": False, "problem": "missing from the bucket"})
+    got = {p: (size, digest) for p, size, digest in pgt.file_digests(download)}
+    for f in files:
+        if f["path"] not in got:
+            continue
+        size, digest = got[f["path"]]
+        ok = size == f["size"] and digest == f["sha256"]
+        entry = {"file": f["path"], "passed": ok, "expected_sha256": f["sha256"], "sha256": digest,
+                 "expected_size": f["size"], "size": size}
+        if not ok:
+            entry["problem"] = "sha256 mismatch" if size == f["size"] else "size mismatch"
+        ver["files"].append(entry)
+    ver["files_passed"] = all(e["passed"] for e in ver["files"]) and len(ver["files"]) == len(files)
+    timings["download_seconds"] = round(time.monotonic() - lap, 2)
+    if not ver["files_passed"]:
+        bad = ", ".join(f"{e['file']} ({e['problem']})" for e in ver["files"] if not e["passed"])
+        say(f"integrity check failed: {bad}; not restoring")
+        report["error"] = f"backup files do not match the manifest: {bad}"
+        return scratch
+
+    # 2. A fresh instance, registered before it starts.
+    lap = time.monotonic()
+    say(f"initdb and start the scratch instance {drill_id} on 127.0.0.1:{port}")
+    scratch_postgres.initdb(scratch)
+    spawned = scratch_postgres.spawn(scratch)
+    spawned_out.update(pid=spawned.pid, start_time=spawned.start_time, pgid=spawned.pgid)
+    with _registry(env) as reg:
+        reg["drills"][drill_id].update(pid=spawned.pid, start_time=spawned.start_time, pgid=spawned.pgid)
+    scratch_postgres.wait_ready(scratch)
+    target = pgt.Endpoint("127.0.0.1", port, USER, scratch.password, manifest["source"]["database"], "drill")
+    if target.address in {f"{h}:{p}" for h, p in env.source_addresses()}:
+        raise BadInput(f"the drill target {target.address} is a source endpoint")  # never restore over a source
+    with pgt.connect(target, dbname="postgres") as admin:
+        admin.execute(f'CREATE DATABASE "{target.database}"')
+    timings["instance_seconds"] = round(time.monotonic() - lap, 2)
+
+    # 3. Restore. (TALY_DRILL_HOLD_SECONDS pauses here, with the instance up: for tests of the teardown.)
+    if hold := float(os.environ.get("TALY_DRILL_HOLD_SECONDS") or 0):
+        say(f"holding {hold:g}s before the restore (TALY_DRILL_HOLD_SECONDS)")
+        time.sleep(hold)
+    lap = time.monotonic()
+    say(f"pg_restore -j 2 into {target.address}/{target.database}")
+    try:
+        pgt.pg_restore(target, download)
+    except pgt.ToolFailed as exc:
+        report["error"] = f"pg_restore failed: {exc.output}"
+        timings["restore_seconds"] = round(time.monotonic() - lap, 2)
+        return scratch
+    timings["restore_seconds"] = round(time.monotonic() - lap, 2)
+
+    # 4. Verify against the manifest and the spec.
+    lap = time.monotonic()
+    say("verifying schema, row counts, checksums, invariants and smoke queries")
+    with pgt.connect(target) as conn:
+        schema = pgt.schema_fingerprint(conn)
+        expected = manifest["schema"]
+        differ = sorted(t for t in set(schema["tables"]) | set(expected["tables"])
+                        if schema["tables"].get(t) != expected["tables"].get(t))
+        ver["schema_passed"] = schema["fingerprint"] == expected["fingerprint"]
+        ver["schema"] = {"expected_fingerprint": expected["fingerprint"], "fingerprint": schema["fingerprint"],
+                         "differing_tables": differ}
+        stats = pgt.table_stats(conn)
+        for table in sorted(set(stats) | set(manifest["tables"])):
+            exp, got_t = manifest["tables"].get(table, {}), stats.get(table, {})
+            ver["tables"].append({"table": table, "expected_rows": exp.get("rows"), "rows": got_t.get("rows"),
+                                  "expected_checksum": exp.get("checksum"), "checksum": got_t.get("checksum"),
+                                  "passed": bool(exp) and exp.get("rows") == got_t.get("rows")
+                                  and exp.get("checksum") == got_t.get("checksum")})
+        for inv in spec.get("invariants", []):
+            ver["invariants"].append(_invariant(conn, inv))
+        for q in spec.get("smoke", []):
+            ver["smoke"].append(_smoke(conn, q))
+    ver["passed"] = (ver["files_passed"] and ver["schema_passed"] and all(t["passed"] for t in ver["tables"])
+                     and all(i["passed"] for i in ver["invariants"]) and all(s["passed"] for s in ver["smoke"]))
+    timings["verify_seconds"] = round(time.monotonic() - lap, 2)
+    report["rto_seconds"] = round(time.monotonic() - t0, 2)
+    say(f"verification {'passed' if ver['passed'] else 'FAILED'}; RTO {report['rto_seconds']:.1f}s")
+    return scratch
+
+
+def _invariant(conn, inv: dict[str, Any]) -> dict[str, Any]:
+    try:
+        with conn.transaction():
+            row = conn.execute(inv["sql"]).fetchone()
+        violations = int(row[0]) if row and row[0] is not None else 0
+        return {"name": inv["name"], "violations": violations, "passed": violations == 0}
+    except Exception as exc:  # noqa: BLE001 - a broken query fails its check, with the reason
+        return {"name": inv["name"], "violations": None, "passed": False, "error": str(exc).strip().splitlines()[0]}
+
+
+def _smoke(conn, q: dict[str, Any]) -> dict[str, Any]:
+    lap = time.monotonic()
+    try:
+        with conn.transaction():
+            rows = len(conn.execute(q["sql"]).fetchall())
+        need = int(q.get("min_rows", 1))
+        return {"name": q["name"], "rows": rows, "min_rows": need, "passed": rows >= need,
+                "ms": round((time.monotonic() - lap) * 1000, 1)}
+    except Exception as exc:  # noqa: BLE001
+        return {"name": q["name"], "rows": None, "passed": False, "error": str(exc).strip().splitlines()[0]}
+
+
+# --- teardown and reap ------------------------------------------------------------------------------
+
+def _remove(entry: dict[str, Any]) -> dict[str, Any]:
+    """Stop the entry's instance (if it still is the recorded process) and delete its directory."""
+    from ..local import scratch_postgres, supervisor
+
+    d = Path(entry["dir"])
+    pid, started, pgid = entry.get("pid"), entry.get("start_time"), entry.get("pgid")
+    if not supervisor.alive(pid, started):
+        # Not recorded (killed between spawn and registering) or gone: ask the data directory.
+        pid = _postmaster(d / "data")
+        started, pgid = (supervisor.start_time(pid), supervisor.pgid_of(pid)) if pid else (None, None)
+    was_running = supervisor.alive(pid, started)
+    forced = scratch_postgres.stop(pid, started, pgid) if was_running else False
+    stopped = not supervisor.alive(pid, started)
+    shutil.rmtree(d, ignore_errors=True)
+    return {"instance_was_running": was_running, "instance_stopped": stopped, "killed": forced,
+            "dir_removed": not d.exists()}
+
+
+def _postmaster(data_dir: Path) -> int | None:
+    """The pid in data_dir/postmaster.pid if that process is a postgres serving data_dir."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if str(data_dir).encode() in cmdline and cmdline[0].endswith(b"postgres") else None
+
+
+def _teardown(env: Environment, drill_id: str, keep: bool, progress: Progress,
+              spawned: dict[str, Any] | None = None) -> dict[str, Any]:
+    with _registry(env) as reg:
+        entry = reg["drills"].get(drill_id)
+        if entry is None:
+            return {"kept": False, "instance_stopped": True, "dir_removed": True}
+        if spawned and not entry.get("pid"):  # interrupted before the registry heard of it
+            entry.update(spawned)
+        if keep and entry.get("pid"):  # nothing to keep when no instance was started
+            entry["owner_pid"] = None  # nobody owns it now: `reap` may remove it
+            progress(f"kept {drill_id}: postgresql://taly@127.0.0.1:{entry['port']}/ (data in {entry['dir']}); "
+                     f"remove it with `taly drill reap --env {env.name}`")
+            return {"kept": True, "instance_stopped": False, "dir_removed": False, "port": entry["port"],
+                    "dir": entry["dir"]}
+        result = _remove(entry)
+        if result["instance_stopped"] and result["dir_removed"]:
+            del reg["drills"][drill_id]
+        progress(f"scratch instance {drill_id} removed" if result["dir_removed"] else
+                 f"warning: could not fully remove {drill_id}: {result}")
+        return {"kept": False, **result}
+
+
+def reap(env: Environment, older_than_hours: float = 0.0, progress: Progress = _noop) -> dict[str, Any]:
+    """Remove drill leftovers: registry entries whose owner is gone, older than the given age."""
+    from .. import audit
+    from ..local import supervisor
+
+    cutoff = now() - dt.timedelta(hours=older_than_hours)
+    reaped, skipped = [], []
+    with _registry(env) as reg:
+        for drill_id, entry in list(reg["drills"].items()):
+            registered = dt.datetime.fromisoformat(entry["registered_at"])
+            if registered > cutoff:
+                skipped.append({"drill_id": drill_id, "reason": f"younger than {older_than_hours:g}h"})
+                continue
+            if entry.get("owner_pid") and supervisor.alive(entry["owner_pid"], entry.get("owner_start_time")):
+                skipped.append({"drill_id": drill_id, "reason": f"its drill (pid {entry['owner_pid']}) is still running"})
+                continue
+            running = supervisor.alive(entry.get("pid"), entry.get("start_time"))
+            exists = Path(entry["dir"]).exists()
+            result = _remove(entry) if (running or exists) else {"instance_was_running": False, "dir_removed": True}
+            del reg["drills"][drill_id]
+            if running or exists:
+                reaped.append({"drill_id": drill_id, "port": entry.get("port"), "dir": entry["dir"], **result})
+                progress(f"reaped {drill_id} (instance {'stopped' if running else 'not running'}, dir removed)")
+    # Directories no registry entry knows of (a drill killed between mkdir and registering cannot happen,
+    # but a hand-deleted registry can): listed, not deleted.
+    known = set(registry_entries(env))
+    strays = sorted(str(p) for p in (env.state_dir / DRILLS_DIR).glob("drill-*") if p.is_dir() and p.name not in known)
+    result = {"environment": env.name, "reaped": reaped, "skipped": skipped, "unregistered_dirs": strays}
+    audit.record(env.state_dir, "drill.reap", env.name, inputs={"older_than_hours": older_than_hours},
+                 outcome="ok", after={"reaped": [r["drill_id"] for r in reaped]})
+    return result
+
+
+# --- history ----------------------------------------------------------------------------------------
+
+def history(env: Environment) -> list[dict[str, Any]]:
+    env.store.check()
+    out = []
+    for obj in env.store.keys(DRILLS_PREFIX):
+        key = obj.get("Key", "")
+        if not key.endswith(".json"):
+            continue
+        try:
+            r = env.store.get_json(key)
+        except (KeyError, ValueError):
+            continue
+        out.append({"drill_id": r.get("drill_id"), "backup_id": r.get("backup_id"), "status": r.get("status"),
+                    "started_at": r.get("started_at"), "rpo_seconds": r.get("rpo_seconds"),
+                    "rto_seconds": r.get("rto_seconds"), "targets": r.get("targets"),
+                    "verification_passed": (r.get("verification") or {}).get("passed"), "error": r.get("error")})
+    return sorted(out, key=lambda r: r["started_at"] or "")
+
+
+# --- JUnit ------------------------------------------------------------------------------------------
+
+def junit_xml(report: dict[str, Any]) -> bytes:
+    import xml.etree.ElementTree as ET
+
+    cases: list[tuple[str, str, bool, str]] = []  # (classname, name, passed, message)
+    ver = report["verification"]
+    for f in ver["files"]:
+        cases.append(("files", f["file"], f["passed"], f.get("problem", "")))
+    cases.append(("schema", "schema fingerprint", ver["schema_passed"],
+                  f"differing tables: {', '.join(ver['schema'].get('differing_tables') or []) or 'not checked'}"))
+    for t in ver["tables"]:
+        cases.append(("tables", t["table"], t["passed"], f"rows {t['rows']} (expected {t['expected_rows']}), "
+                                                         f"checksum {t['checksum']} (expected {t['expected_checksum']})"))
+    for i in ver["invariants"]:
+        cases.append(("invariants", i["name"], i["passed"], i.get("error") or f"{i['violations']} violations"))
+    for s in ver["smoke"]:
+        cases.append(("smoke", s["name"], s["passed"], s.get("error") or f"{s['rows']} rows, need {s.get('min_rows')}"))
+    tg = report["targets"]
+    cases.append(("targets", "rpo", bool(tg["rpo_met"]), f"RPO {report['rpo_seconds']}s > target {tg['rpo_seconds']}s"))
+    cases.append(("targets", "rto", bool(tg["rto_met"]), f"RTO {report['rto_seconds']}s > target {tg['rto_seconds']}s"))
+    if report.get("error"):
+        cases.append(("drill", "completed", False, report["error"]))
+    failures = sum(1 for c in cases if not c[2])
+    suite = ET.Element("testsuite", name=f"taly.drill.{report['environment']}", tests=str(len(cases)),
+                       failures=str(failures), errors="0", time=str(report["timings"].get("total_seconds", 0)),
+                       timestamp=report["started_at"])
+    props = ET.SubElement(suite, "properties")
+    for k in ("drill_id", "backup_id", "restore_point", "rpo_seconds", "rto_seconds", "status"):
+        ET.SubElement(props, "property", name=k, value=str(report.get(k)))
+    for classname, name, passed, message in cases:
+        case = ET.SubElement(suite, "testcase", classname=f"drill.{classname}", name=name)
+        if not passed:
+            ET.SubElement(case, "failure", message=message).text = message
+    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,290 @@
+"""`taly backup` and `taly drill` against a real local estate (PostgreSQL primary + replica, moto S3).
+
+One estate for the module, in a world-searchable dir under /tmp (as root, PostgreSQL runs as
+`postgres`, which cannot enter pytest's tmp dirs); the finalizer takes it down. The test that deletes
+the backups bucket runs last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from taly_ops.app import app
+from taly_ops.errors import BadInput
+from taly_ops.local import aws_emulator, estate, postgres, supervisor
+from taly_ops.local.state import State
+
+pytestmark = pytest.mark.integration
+
+SIZE = 10_000
+
+
+@pytest.fixture(scope="module")
+def local(request):
+    root = Path(tempfile.mkdtemp(prefix="taly-drill-test-"))
+    os.chmod(root, 0o755)
+    state_dir = root / "state"
+
+    def teardown() -> None:
+        try:
+            from taly_ops.operations import backup as backup_ops, drill as drill_ops
+
+            drill_ops.reap(backup_ops.resolve("local", state_dir))  # a failed test's kept instance, if any
+        except Exception as exc:  # noqa: BLE001 - the estate goes down regardless
+            print(f"reap before down failed: {exc}", file=sys.stderr)
+        try:
+            estate.down(state_dir)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    request.addfinalizer(teardown)
+    state_dir.mkdir()
+    try:
+        estate.preflight(state_dir)
+    except BadInput as exc:
+        pytest.skip(f"local estate prerequisites missing: {exc.message}")
+    return estate.up(state_dir, size=SIZE, progress=lambda line: print(line, file=sys.stderr)).state
+
+
+def taly(local: State, *args: str):
+    result = CliRunner().invoke(app, [*args, "--env", "local", "--state-dir", str(local.state_dir)])
+    return result
+
+
+def as_json(result) -> dict:
+    assert result.stdout.strip(), result.stderr
+    return json.loads(result.stdout)
+
+
+def backup(local: State) -> dict:
+    result = taly(local, "backup", "create", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    return as_json(result)
+
+
+def s3(local: State):
+    return aws_emulator.client("s3", local.endpoints["aws"]["endpoint_url"])
+
+
+def bucket(local: State) -> str:
+    return local.contract["buckets"]["backups"]
+
+
+def _pg(local: State, role: str) -> str:
+    e = local.endpoints["postgres"][role]
+    return postgres.conninfo(e["host"], e["port"], e["password"])
+
+
+def drill_processes(drill_id: str) -> list[int]:
+    """Pids of processes whose command line mentions the drill (its postgres runs from a dir named after it)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if drill_id.encode() in cmd and supervisor.alive(int(entry)):
+                pids.append(int(entry))
+    return pids
+
+
+def registry(local: State) -> dict:
+    path = local.state_dir / "drills" / "registry.json"
+    try:
+        return json.loads(path.read_text())["drills"]
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def test_backup_then_drill_passes_with_per_table_verification(local, tmp_path):
+    m = backup(local)
+    assert m["source"]["role"] == "replica"  # never the write endpoint
+    assert m["source"]["port"] == local.endpoints["postgres"]["replica"]["port"]
+    assert sum(t["rows"] for t in m["tables"].values()) == SIZE
+    assert m["files"] and all(len(f["sha256"]) == 64 and f["size"] > 0 for f in m["files"])
+    assert m["schema"]["fingerprint"] and m["tool_versions"]["pg_dump"].startswith("pg_dump")
+    keys = {o["Key"] for o in s3(local).list_objects_v2(Bucket=bucket(local), Prefix=f"backups/{m['backup_id']}/")["Contents"]}
+    assert f"backups/{m['backup_id']}/manifest.json" in keys
+    assert {f"backups/{m['backup_id']}/dump/{f['path']}" for f in m["files"]} <= keys
+
+    listed = as_json(taly(local, "backup", "list", "-o", "json"))["backups"]
+    assert m["backup_id"] in {b["backup_id"] for b in listed}
+
+    junit = tmp_path / "drill.xml"
+    result = taly(local, "drill", "restore", "--from", m["backup_id"], "--junit", str(junit), "-o", "json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = as_json(result)
+    assert report["status"] == "passed" and report["backup_id"] == m["backup_id"]
+    ver = report["verification"]
+    assert ver["passed"] and ver["schema_passed"] and ver["files_passed"]
+    assert len(ver["tables"]) == len(m["tables"]) == 9
+    for t in ver["tables"]:
+        assert t["passed"] and t["rows"] == t["expected_rows"] and t["checksum"] == t["expected_checksum"], t
+    assert ver["invariants"] and all(i["passed"] and i["violations"] == 0 for i in ver["invariants"])
+    assert ver["smoke"] and all(s["passed"] for s in ver["smoke"])
+    assert 0 <= report["rpo_seconds"] < 600 and 0 < report["rto_seconds"] < 120
+    assert report["targets"]["rpo_seconds"] == 3600 and report["targets"]["rto_seconds"] == 900
+    assert report["targets"]["rpo_met"] and report["targets"]["rto_met"]
+    print(f"\ntimings: backup {m['duration_seconds']}s {m.get('timings')}, drill {report['timings']}, "
+          f"RTO {report['rto_seconds']}s", file=sys.stderr)
+
+    # Cleanup: no process, no directory, no registry entry.
+    assert report["cleanup"]["dir_removed"] and report["cleanup"]["instance_stopped"] and not report["cleanup"]["kept"]
+    assert drill_processes(report["drill_id"]) == []
+    assert not (local.state_dir / "drills" / report["drill_id"]).exists()
+    assert report["drill_id"] not in registry(local)
+    assert not supervisor.port_open(report["target"]["port"])
+
+    suite = ET.parse(junit).getroot()
+    assert suite.tag == "testsuite" and suite.get("failures") == "0"
+    names = {c.get("name") for c in suite.iter("testcase")}
+    assert {"public.tenants", "rpo", "rto", "schema fingerprint"} <= names
+
+    history = as_json(taly(local, "drill", "history", "-o", "json"))["drills"]
+    assert any(d["drill_id"] == report["drill_id"] and d["status"] == "passed" for d in history)
+
+    audit = [json.loads(line) for line in (local.state_dir / "audit.log").read_text().splitlines()]
+    whats = [a["what"] for a in audit]
+    assert "backup.create" in whats and "drill.restore" in whats
+    assert all(a["who"] and a["environment"] == "local" for a in audit)
+    raw = (local.state_dir / "audit.log").read_text()
+    assert local.endpoints["postgres"]["primary"]["password"] not in raw
+
+
+def test_row_changed_after_the_backup_still_verifies_against_the_restore_point(local):
+    m = backup(local)
+    before = m["tables"]["public.tenants"]
+    postgres._query(_pg(local, "primary"), "UPDATE tenants SET name = name || ' (renamed)' WHERE id = 1")
+    deadline = time.monotonic() + 10
+    while "renamed" not in postgres._query(_pg(local, "replica"), "SELECT name FROM tenants WHERE id = 1")[0][0]:
+        assert time.monotonic() < deadline, "the change never reached the replica"
+        time.sleep(0.05)
+
+    result = taly(local, "drill", "restore", "--from", m["backup_id"], "-o", "json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = as_json(result)
+    tenants = next(t for t in report["verification"]["tables"] if t["table"] == "public.tenants")
+    assert tenants["checksum"] == before["checksum"] and tenants["passed"]
+    # ... and the source has moved on: a newer backup has a different checksum.
+    assert backup(local)["tables"]["public.tenants"]["checksum"] != before["checksum"]
+
+
+def test_a_flipped_byte_in_the_bucket_fails_naming_the_file(local, tmp_path):
+    m = backup(local)
+    victim = next(f for f in m["files"] if f["path"].endswith(".dat.gz") and f["size"] > 1000)
+    key = f"backups/{m['backup_id']}/dump/{victim['path']}"
+    client = s3(local)
+    body = bytearray(client.get_object(Bucket=bucket(local), Key=key)["Body"].read())
+    body[len(body) // 2] ^= 0x01
+    client.put_object(Bucket=bucket(local), Key=key, Body=bytes(body))
+
+    junit = tmp_path / "failed.xml"
+    result = taly(local, "drill", "restore", "--from", m["backup_id"], "--junit", str(junit), "-o", "json")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    report = as_json(result)
+    assert report["status"] == "failed" and not report["verification"]["passed"]
+    bad = [f for f in report["verification"]["files"] if not f["passed"]]
+    assert [f["file"] for f in bad] == [victim["path"]] and bad[0]["problem"] == "sha256 mismatch"
+    assert victim["path"] in report["error"]
+    assert report["cleanup"]["dir_removed"] and drill_processes(report["drill_id"]) == []
+    suite = ET.parse(junit).getroot()
+    assert int(suite.get("failures")) >= 1
+    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert victim["path"] in failed
+
+    table = taly(local, "drill", "restore", "--from", m["backup_id"])
+    assert table.exit_code == 1 and victim["path"] in table.stdout
+
+
+def test_unknown_backup_id_is_bad_input(local):
+    result = taly(local, "drill", "restore", "--from", "19990101T000000Z-000000")
+    assert result.exit_code == 2
+    assert "unknown backup id" in result.stderr
+
+
+def test_a_target_that_is_a_source_is_refused(local):
+    for role in ("primary", "replica"):
+        port = local.endpoints["postgres"][role]["port"]
+        result = taly(local, "drill", "restore", "--port", str(port))
+        assert result.exit_code == 2, result.stdout + result.stderr
+        assert "source endpoint" in result.stderr
+
+
+def test_cloud_environments_are_not_implemented_yet(local):
+    result = CliRunner().invoke(app, ["drill", "restore", "--env", "prod"])
+    assert result.exit_code == 2 and "not implemented for prod" in result.stderr
+
+
+def test_keep_leaves_the_instance_for_reap(local):
+    backup(local)  # the latest one: an earlier test corrupted its backup
+    result = taly(local, "drill", "restore", "--keep", "-o", "json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = as_json(result)
+    assert report["cleanup"]["kept"] and "taly drill reap" in report["cleanup"]["remove_with"]
+    assert supervisor.port_open(report["target"]["port"])
+    assert drill_processes(report["drill_id"])
+
+    reaped = as_json(taly(local, "drill", "reap", "-o", "json"))
+    assert [r["drill_id"] for r in reaped["reaped"]] == [report["drill_id"]]
+    assert drill_processes(report["drill_id"]) == [] and not supervisor.port_open(report["target"]["port"])
+    assert as_json(taly(local, "drill", "reap", "-o", "json"))["reaped"] == []
+
+
+def test_sigterm_during_the_drill_tears_the_instance_down(local):
+    m = backup(local)
+    env = {**os.environ, "TALY_DRILL_HOLD_SECONDS": "30"}
+    proc = subprocess.Popen([sys.executable, "-m", "taly_ops", "drill", "restore", "--env", "local", "--state-dir",
+                             str(local.state_dir), "--from", m["backup_id"], "-o", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        entry = None
+        while entry is None:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the scratch instance never came up"
+            mine = [e for e in registry(local).values() if e.get("owner_pid") == proc.pid]
+            if mine and mine[0].get("pid") and supervisor.port_open(mine[0]["port"]):
+                entry = mine[0]
+            time.sleep(0.02)
+        assert supervisor.alive(entry["pid"], entry["start_time"])
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "SIGTERM" in err
+    assert not supervisor.alive(entry["pid"], entry["start_time"])
+    assert drill_processes(entry["drill_id"]) == []
+    assert not Path(entry["dir"]).exists()
+    assert entry["drill_id"] not in registry(local)
+    assert as_json(taly(local, "drill", "reap", "-o", "json"))["reaped"] == []
+    audit = [json.loads(line) for line in (local.state_dir / "audit.log").read_text().splitlines()]
+    assert any(a["what"] == "drill.restore" and a["outcome"] == "interrupted" for a in audit)
+
+
+def test_zz_missing_backups_bucket_is_unreachable(local):
+    """Runs last: deletes the backups bucket."""
+    client, name = s3(local), bucket(local)
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            client.delete_object(Bucket=name, Key=v["Key"], VersionId=v["VersionId"])
+    client.delete_bucket(Bucket=name)
+    for args in (("drill", "restore"), ("backup", "list"), ("backup", "create"), ("drill", "history")):
+        result = taly(local, *args)
+        assert result.exit_code == 3, (args, result.stdout, result.stderr)
+        assert name in result.stderr

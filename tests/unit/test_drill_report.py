@@ -1,0 +1,80 @@
+"""Drill and backup pieces that need no servers: the spec, JUnit output, the audit log, env resolution."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from taly_ops import audit
+from taly_ops.errors import BadInput
+from taly_ops.operations import backup as backup_ops
+from taly_ops.operations import drill as drill_ops
+
+
+def _report(passed: bool = True) -> dict:
+    return {
+        "drill_id": "drill-x", "environment": "local", "backup_id": "b1", "restore_point": "2026-01-01T00:00:00+00:00",
+        "started_at": "2026-01-01T00:10:00+00:00", "status": "passed" if passed else "failed",
+        "rpo_seconds": 600.0, "rto_seconds": 2.0, "error": None if passed else "backup files do not match: 1.dat.gz",
+        "targets": {"rpo_seconds": 3600, "rto_seconds": 900, "rpo_met": True, "rto_met": True},
+        "timings": {"total_seconds": 2.1},
+        "verification": {
+            "files": [{"file": "1.dat.gz", "passed": passed, **({} if passed else {"problem": "sha256 mismatch"})}],
+            "files_passed": passed, "schema_passed": passed, "schema": {"differing_tables": []},
+            "tables": [{"table": "public.tenants", "rows": 20, "expected_rows": 20, "checksum": "a",
+                        "expected_checksum": "a", "passed": True}] if passed else [],
+            "invariants": [{"name": "every content item belongs to a tenant", "violations": 0, "passed": True}],
+            "smoke": [], "passed": passed,
+        },
+    }
+
+
+def test_the_repository_drill_spec_loads(project_root):
+    spec = drill_ops.load_spec(project_root / drill_ops.SPEC)
+    names = [i["name"] for i in spec["invariants"]]
+    assert "every content item belongs to a tenant" in names
+    assert all(i["sql"].lstrip().upper().startswith("SELECT") for i in spec["invariants"] + spec["smoke"])
+
+
+def test_a_broken_spec_is_bad_input(tmp_path):
+    bad = tmp_path / "spec.yaml"
+    bad.write_text("invariants:\n  - name: no sql here\n")
+    with pytest.raises(BadInput):
+        drill_ops.load_spec(bad)
+
+
+def test_junit_for_a_passed_drill_has_no_failures():
+    suite = ET.fromstring(drill_ops.junit_xml(_report(True)))
+    assert suite.tag == "testsuite" and suite.get("failures") == "0"
+    assert {c.get("name") for c in suite.iter("testcase")} >= {"1.dat.gz", "public.tenants", "rpo", "rto"}
+
+
+def test_junit_for_a_failed_drill_names_the_file():
+    suite = ET.fromstring(drill_ops.junit_xml(_report(False)))
+    failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
+    assert "1.dat.gz" in failed and int(suite.get("failures")) == len(failed)
+
+
+def test_audit_lines_append_and_hold_no_secret(tmp_path):
+    audit.record(tmp_path, "backup.create", "local", inputs={"source": {"host": "h", "password": "s3cret"},
+                                                              "dsn": "host=h password=s3cret"}, outcome="ok")
+    audit.record(tmp_path, "drill.restore", "local", inputs={}, outcome="passed", after={"secret_access_key": "k"})
+    text = (tmp_path / audit.AUDIT_FILE).read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [entry["what"] for entry in lines] == ["backup.create", "drill.restore"]
+    assert "s3cret" not in text and '"k"' not in text
+    assert all(entry["who"] for entry in lines)
+    assert (tmp_path / audit.AUDIT_FILE).stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_cloud_environments_are_not_implemented_yet(env):
+    with pytest.raises(BadInput, match=f"not implemented for {env}"):
+        backup_ops.resolve(env)
+
+
+def test_an_unknown_environment_is_bad_input():
+    with pytest.raises(BadInput, match="unknown environment"):
+        backup_ops.resolve("qa")
