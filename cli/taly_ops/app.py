@@ -14,6 +14,7 @@ import typer
 from . import __version__
 from .commands import backup as backup_cmd
 from .commands import drill as drill_cmd
+from .commands import health as health_cmd
 from .commands import local as local_cmd
 from .commands import plan as plan_cmd
 from .commands import policy as policy_cmd
@@ -44,6 +45,7 @@ def root(
 
 app.command("plan")(plan_cmd.plan)
 app.add_typer(policy_cmd.app, name="policy")
+app.command("health")(health_cmd.health)
 app.add_typer(local_cmd.app, name="local")
 app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(drill_cmd.app, name="drill")

@@ -1,0 +1,254 @@
+"""`taly health`: resolve the environment, run every check concurrently, add the results up.
+
+Each probe runs in its own daemon thread and is waited for until its own deadline (start + its
+timeout). A probe that misses it is `fail` if it is a liveness probe, `unknown` otherwise, and is
+left behind: its sockets have their own timeouts, so it ends by itself, and being a daemon it never
+holds up the exit (a ThreadPoolExecutor's workers would: they are joined at interpreter exit).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from taly_platform.config import ENVIRONMENTS
+
+from ..errors import BadInput
+from ..health import MODULES
+from ..health.model import COMPONENTS, CheckResult, Probe, Report, probe_started
+from ..health.target import Target
+from ..health.thresholds import Thresholds
+
+LOCAL = "local"
+KNOWN_ENVIRONMENTS: tuple[str, ...] = (LOCAL, *ENVIRONMENTS)
+CONTRACTS_DIR = "contracts"
+
+
+# --- input --------------------------------------------------------------------------------------
+
+def resolve_environment(env: str) -> str:
+    if env not in KNOWN_ENVIRONMENTS:
+        raise BadInput(f"unknown environment '{env}'; known: {', '.join(KNOWN_ENVIRONMENTS)}")
+    return env
+
+
+def resolve_components(names: Iterable[str] | None) -> list[str]:
+    """The requested components in their canonical order (all when none); "a,b" and repeats allowed."""
+    wanted = [n.strip() for name in (names or []) for n in name.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in COMPONENTS]
+    if unknown:
+        raise BadInput(f"unknown component{'s' if len(unknown) > 1 else ''} {', '.join(repr(n) for n in unknown)}; "
+                       f"known: {', '.join(COMPONENTS)}")
+    return [c for c in COMPONENTS if c in wanted] if wanted else list(COMPONENTS)
+
+
+def contract_command(env: str) -> str:
+    return f"pulumi stack output --stack {env} --json > {CONTRACTS_DIR}/{env}.json"
+
+
+def resolve_target(env: str, root: Path | None, state_dir: Path | None = None) -> Target:
+    """The environment to check: the local estate's state file, or contracts/<env>.json."""
+    from taly_platform.contract import EnvironmentContract
+    from pydantic import ValidationError
+
+    env = resolve_environment(env)
+    if env == LOCAL:
+        return _local_target(state_dir)
+    if root is None:
+        from ..project import project_root
+
+        root = project_root()
+    path = root / CONTRACTS_DIR / f"{env}.json"
+    if not path.is_file():
+        raise BadInput(f"no contract for {env}: {path} is missing; write it with `{contract_command(env)}`",
+                       hint="the contract is what the Pulumi program exports: endpoints, ids and ARNs, no secret")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{path}: not a JSON contract ({exc})", hint=f"rewrite it with `{contract_command(env)}`") from None
+    try:
+        contract = EnvironmentContract.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(f"{path}: not a valid environment contract: {_first_error(exc)}",
+                       hint=f"rewrite it with `{contract_command(env)}`") from None
+    if contract.environment != env:
+        raise BadInput(f"{path} is the contract of '{contract.environment}', not '{env}'")
+
+    def stack():
+        from taly_platform.stackfile import StackConfigError, load_stack
+
+        try:
+            return load_stack(root, env)
+        except StackConfigError:
+            return None
+
+    return Target(environment=env, contract=contract, source=str(path), stack_loader=stack)
+
+
+def _first_error(exc) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top)"
+    return f"{where}: {err['msg']}"
+
+
+def _local_target(state_dir: Path | None) -> Target:
+    from pydantic import ValidationError
+    from taly_platform.contract import EnvironmentContract
+
+    from ..local.state import load, resolve_state_dir
+
+    directory = resolve_state_dir(state_dir)
+    state = load(directory) if directory.is_dir() else None
+    if state is None:
+        raise BadInput(f"no local estate: run `taly local up` (no state file in {directory})")
+    if state.phase != "running" or not state.contract:
+        raise BadInput(f"the local estate in {directory} is not running (phase {state.phase!r})",
+                       hint="wait for `taly local up` to finish, or run it again")
+    try:
+        contract = EnvironmentContract.model_validate(state.contract)
+    except ValidationError as exc:
+        raise BadInput(f"the local estate's contract in {state.path} is not valid: {_first_error(exc)}",
+                       hint="restart it: `taly local down && taly local up`") from None
+    target = Target(environment=LOCAL, contract=contract, source=str(state.path), local_endpoints=state.endpoints)
+    e = state.endpoints
+    target.remember(e.get("postgres", {}).get("primary", {}).get("password"), e.get("redis", {}).get("password"),
+                    e.get("rabbitmq", {}).get("password"))
+    return target
+
+
+def load_thresholds(path: Path | None, root: Path | None, timeout: float | None = None) -> Thresholds:
+    from ..health.thresholds import load
+
+    thresholds, _ = load(path, root)
+    return thresholds.with_timeout(timeout)
+
+
+# --- probes -------------------------------------------------------------------------------------
+
+def build_probes(target: Target, thresholds: Thresholds, components: Sequence[str]) -> list[Probe]:
+    """The components' probes, with the client libraries they need already imported.
+
+    Imported here, before any probe's clock starts: a cold import (half a second for some) must not
+    eat into a check's timeout, and imports racing in many threads buy nothing (they hold the GIL).
+    """
+    probes: list[Probe] = []
+    for component in components:
+        module = importlib.import_module(f"taly_ops.health.{MODULES[component]}")
+        found = module.probes(target, thresholds)
+        if found:
+            for name in getattr(module, "REQUIRES", ()):
+                importlib.import_module(name)
+        probes += found
+    return probes
+
+
+def skipped(target: Target, components: Sequence[str]) -> list[str]:
+    return ["kubernetes (the local estate has no cluster)"] if "kubernetes" in components and not target.has_cluster else []
+
+
+def _work(probe: Probe, future: Future) -> None:
+    t0 = time.perf_counter()
+    probe_started(t0)
+    try:
+        out = probe.fn()
+        results = [out] if isinstance(out, CheckResult) else list(out)
+    except BaseException as exc:  # noqa: BLE001 - a check's error is its result, never a crash
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        results = [probe.failed(f"error: {type(exc).__name__}: {text}"[:400], 0)]
+    ms = int((time.perf_counter() - t0) * 1000)
+    future.set_result([r if r.duration_ms else replace(r, duration_ms=ms) for r in results])
+
+
+def _start(probe: Probe) -> tuple[Future, float]:
+    future: Future = Future()
+    thread = threading.Thread(target=_work, args=(probe, future), name=f"health-{probe.component}", daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    return future, started
+
+
+def _collect(probe: Probe, future: Future, started: float) -> list[CheckResult]:
+    remaining = started + probe.timeout - time.perf_counter()
+    try:
+        return future.result(timeout=max(remaining, 0))
+    except FutureTimeout:
+        ms = int((time.perf_counter() - started) * 1000)
+        result = probe.failed(f"timed out after {probe.timeout:g} s", ms)
+        return [replace(result, observed="timed out")]
+
+
+def run_probes(probes: Sequence[Probe], parallel: bool = True) -> list[CheckResult]:
+    """Every probe's results, in probe order; concurrently, or one after another (for comparison)."""
+    if not parallel:
+        out: list[CheckResult] = []
+        for p in probes:
+            out += _collect(p, *_start(p))
+        return out
+    started = [(p, *_start(p)) for p in probes]
+    out = []
+    for p, future, t0 in started:
+        out += _collect(p, future, t0)
+    return out
+
+
+def scrub(results: Sequence[CheckResult], secrets: Iterable[str]) -> list[CheckResult]:
+    """Replace every secret value in what will be printed with ***."""
+    secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not secrets:
+        return list(results)
+
+    def clean(text: str | None) -> str | None:
+        if text is None:
+            return None
+        for s in secrets:
+            text = text.replace(s, "***")
+        return text
+
+    return [replace(r, name=clean(r.name), observed=clean(r.observed), threshold=clean(r.threshold),
+                    detail=clean(r.detail)) for r in results]
+
+
+# --- the operation ----------------------------------------------------------------------------------
+
+def check(env: str, components: Sequence[str], thresholds: Thresholds, *, root: Path | None = None,
+          state_dir: Path | None = None, strict: bool = False, parallel: bool = True,
+          explicit_components: bool = False) -> Report:
+    """One health run over an environment. Raises BadInput for an environment that cannot be resolved."""
+    t0 = time.perf_counter()
+    target = resolve_target(env, root, state_dir)
+    if explicit_components and not target.has_cluster and list(components) == ["kubernetes"]:
+        raise BadInput("the local estate has no Kubernetes cluster; the kubernetes checks apply to "
+                       f"{', '.join(ENVIRONMENTS)}")
+    probes = build_probes(target, thresholds, components)
+    results = scrub(run_probes(probes, parallel=parallel), target.secrets)
+    gone = skipped(target, components)
+    ran = [c for c in components if not any(s.split()[0] == c for s in gone)]
+    return Report(environment=env, checks=results, duration_ms=int((time.perf_counter() - t0) * 1000),
+                  strict=strict, components=ran, skipped=gone)
+
+
+def watch(run: Callable[[], Report], every: float, show: Callable[[Report], None],
+          sleep: Callable[[float], None] = time.sleep, runs: int | None = None) -> int:
+    """Run, show, wait `every` seconds, again, until interrupted (or `runs` runs); the last run's exit code."""
+    if not every > 0:
+        raise BadInput(f"--watch takes a positive number of seconds, not {every}")
+    code, n = 0, 0
+    try:
+        while runs is None or n < runs:
+            report = run()
+            code = report.exit_code
+            show(report)
+            n += 1
+            if runs is not None and n >= runs:
+                break
+            sleep(every)
+    except KeyboardInterrupt:
+        pass
+    return code

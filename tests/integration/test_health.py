@@ -1,0 +1,399 @@
+"""`taly health` against the real local estate, with real faults injected, and the Kubernetes checks
+against a small API emulator through the official client.
+
+One estate for the module, started by the same launcher as `taly local up` into a temporary state
+directory and taken down by the finalizer. Faults that heal (a DLQ filled then purged, a bucket's
+public access block deleted then restored, Redis frozen then thawed) come first; the ones that do not
+(Prometheus stopped, the PostgreSQL replica stopped) come last, in that order.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from taly_ops.app import app
+from taly_ops.errors import BadInput
+from taly_ops.health.thresholds import Thresholds
+from taly_ops.local import estate, postgres, prometheus, supervisor
+from taly_ops.local.state import State, load
+
+from kube_emulator import KubeEmulator, deployment, pod
+
+pytestmark = pytest.mark.integration
+
+SIZE = 1_000
+STATUSES = {"ok", "warn", "unknown", "fail"}
+CHECK_KEYS = {"component", "name", "status", "observed", "threshold", "detail", "duration_ms"}
+
+
+@pytest.fixture(scope="module")
+def local(request) -> State:
+    # Under /tmp and world-searchable: as root, PostgreSQL runs as `postgres`, which cannot enter
+    # pytest's own tmp_path (/tmp/pytest-of-root is mode 700).
+    root = Path(tempfile.mkdtemp(prefix="taly-health-test-"))
+    os.chmod(root, 0o755)
+    state_dir = root / "state"
+
+    def teardown() -> None:
+        try:
+            estate.down(state_dir)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    request.addfinalizer(teardown)
+    state_dir.mkdir()
+    try:
+        estate.preflight(state_dir)
+    except BadInput as exc:
+        pytest.skip(f"local estate prerequisites missing: {exc.message}")
+    state = estate.up(state_dir, size=SIZE, progress=lambda line: print(line, file=sys.stderr)).state
+    # Settled: Prometheus has scraped every target since it came up (RabbitMQ is the last to answer),
+    # and the samples are queryable.
+    url = state.endpoints["prometheus"]["url"]
+
+    def settled() -> bool:
+        with urllib.request.urlopen(f"{url}/api/v1/query?query=up", timeout=2) as resp:
+            series = json.load(resp)["data"]["result"]
+        return len(series) >= 4 and all(s["value"][1] == "1" for s in series)
+
+    supervisor.wait_until(settled, component="prometheus", what="every scrape target up", timeout=20)
+    return state
+
+
+def health(state: State | None, *args: str, env: dict[str, str] | None = None):
+    """(exit code, parsed JSON or None, the CliRunner result)."""
+    argv = ["health", *args]
+    if state is not None:
+        argv += ["--env", "local", "--state-dir", str(state.state_dir)]
+    result = CliRunner().invoke(app, argv, env=env)
+    data = None
+    if "-o" in args or "--output" in args:
+        try:
+            data = json.loads(result.stdout)
+        except ValueError:
+            pass
+    return result.exit_code, data, result
+
+
+def checks(data: dict, component: str | None = None, name: str | None = None) -> list[dict]:
+    return [c for c in data["checks"] if (component is None or c["component"] == component)
+            and (name is None or c["name"] == name)]
+
+
+def one(data: dict, component: str, name: str) -> dict:
+    found = checks(data, component, name)
+    assert len(found) == 1, f"{component}/{name} not in {[(c['component'], c['name']) for c in data['checks']]}"
+    return found[0]
+
+
+def secrets(state: State) -> list[str]:
+    e = state.endpoints
+    return [e["postgres"]["primary"]["password"], e["redis"]["password"], e["rabbitmq"]["password"]]
+
+
+# --- a healthy estate -----------------------------------------------------------------------------------
+
+def test_healthy_estate_exits_0_with_every_check_in_json(local):
+    code, data, result = health(local, "-o", "json")
+    assert code == 0, result.output
+    assert set(data) >= {"environment", "status", "checks"}
+    assert data["environment"] == "local"
+    assert data["components"] == ["postgres", "redis", "rabbitmq", "s3", "aws", "slo"]
+    assert data["skipped"] == ["kubernetes (the local estate has no cluster)"]
+    for c in data["checks"]:
+        assert set(c) == CHECK_KEYS and c["status"] in STATUSES and isinstance(c["duration_ms"], int)
+        assert c["detail"], c
+    failed = [c for c in data["checks"] if c["status"] == "fail"]
+    assert not failed, failed
+    for component in ("postgres", "redis", "s3", "aws"):
+        assert {c["status"] for c in checks(data, component)} == {"ok"}, checks(data, component)
+    # Locally no service runs: nothing consumes the work queues (a warning), and there is no traffic
+    # for the SLOs to measure (unknown, never ok), but Prometheus answers and scrapes every target.
+    assert one(data, "rabbitmq", "consumers")["status"] == "warn"
+    for name in ("error rate", "latency p95", "latency p99"):
+        assert one(data, "slo", name)["status"] == "unknown"
+        assert one(data, "slo", name)["observed"] == "no data"
+    assert one(data, "slo", "scrape targets up")["status"] == "ok"
+    assert data["status"] == "unknown"  # the worst: fail > unknown > warn > ok
+    assert one(data, "postgres", "taly-local-db-replica-1: replication")["status"] == "ok"
+    assert not any(s in result.stdout for s in secrets(local))
+
+
+def test_table_output_and_strict(local):
+    code, _, result = health(local, "--component", "redis", "--component", "rabbitmq", env={"COLUMNS": "220"})
+    assert code == 0, result.output
+    for word in ("component", "check", "status", "observed", "threshold", "detail", "PONG", "consumers"):
+        assert word in result.stdout
+    assert not any(s in result.stdout for s in secrets(local))
+    code, _, _ = health(local, "-c", "rabbitmq", "--strict")
+    assert code == 1  # the consumers warning fails under --strict
+
+
+def test_component_filter(local):
+    code, data, result = health(local, "-o", "json", "-c", "redis", "-c", "s3,aws")
+    assert code == 0, result.output
+    assert {c["component"] for c in data["checks"]} == {"redis", "s3", "aws"}
+    assert data["components"] == ["redis", "s3", "aws"]
+
+
+def test_bad_environment_or_component_is_exit_2(local):
+    code, _, result = health(None, "--env", "qa")
+    assert code == 2
+    assert "unknown environment 'qa'; known: local, dev, staging, prod" in result.stderr
+    code, _, result = health(local, "-c", "mysql")
+    assert code == 2
+    assert "unknown component 'mysql'; known: postgres, redis, rabbitmq, s3, aws, kubernetes, slo" in result.stderr
+    code, _, result = health(local, "-c", "kubernetes")
+    assert code == 2 and "no Kubernetes cluster" in result.stderr
+
+
+def test_contract_environment_without_its_file_names_the_pulumi_command(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: taly\n")
+    code, _, result = health(None, "--env", "staging", env={"TALY_PROJECT_ROOT": str(tmp_path)})
+    assert code == 2
+    assert "pulumi stack output --stack staging --json > contracts/staging.json" in result.stderr
+
+
+def test_no_local_estate_is_exit_2(tmp_path):
+    code, _, result = health(None, "--env", "local", "--state-dir", str(tmp_path / "none"))
+    assert code == 2
+    assert "no local estate: run `taly local up`" in result.stderr
+
+
+def test_watch_prints_one_json_line_per_run_until_ctrl_c(local):
+    taly = shutil.which("taly", path=str(Path(sys.executable).parent)) or "taly"
+    proc = subprocess.Popen([taly, "health", "--env", "local", "--state-dir", str(local.state_dir), "-c", "redis",
+                             "-o", "json", "--watch", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    runs = [json.loads(line) for line in lines]
+    assert [r["environment"] for r in runs] == ["local", "local"]
+    assert all(r["exit_code"] == 0 for r in runs)
+    assert proc.returncode == 0, proc.stderr.read()
+
+
+# --- faults that heal ------------------------------------------------------------------------------------
+
+def _rabbit(state: State, method: str, path: str, body: dict | None = None):
+    r = state.endpoints["rabbitmq"]
+    req = urllib.request.Request(f"{r['management_url']}api/{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"{r['user']}:{r['password']}".encode()).decode())
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        raw = resp.read()
+        return json.loads(raw) if raw else None
+
+
+def _publish(state: State, queue: str, n: int) -> None:
+    for i in range(n):
+        routed = _rabbit(state, "POST", "exchanges/%2F/amq.default/publish", {
+            "properties": {}, "routing_key": queue, "payload": f"dead letter {i}", "payload_encoding": "string"})
+        assert routed["routed"], routed
+
+
+def _until(state: State, predicate, *args: str, timeout: float = 15.0):
+    """Run health until predicate(data) holds (the management API refreshes its counts every 5 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, data, result = health(state, "-o", "json", *args)
+        if predicate(data) or time.monotonic() > deadline:
+            return code, data
+        time.sleep(0.5)
+
+
+def test_dead_letters_warn_then_fail_past_the_threshold(local):
+    dlq = "taly.payment.dlq"
+    limit = int(Thresholds().rabbitmq.dead_letters.fail)
+    try:
+        _publish(local, dlq, 3)
+        code, data = _until(local, lambda d: one(d, "rabbitmq", "dead-letter queues")["status"] != "ok", "-c", "rabbitmq")
+        check = one(data, "rabbitmq", "dead-letter queues")
+        assert check["status"] == "warn", check
+        assert f"{dlq}=3" in check["detail"] and check["observed"].startswith("3 message")
+        assert code == 0  # a warning: healthy enough, unless --strict
+
+        _publish(local, dlq, limit - 2)  # 101 in all: past the threshold
+        code, data = _until(local, lambda d: one(d, "rabbitmq", "dead-letter queues")["status"] == "fail", "-c", "rabbitmq")
+        check = one(data, "rabbitmq", "dead-letter queues")
+        assert check["status"] == "fail", check
+        assert f"{dlq}={limit + 1}" in check["detail"]
+        assert code == 1
+    finally:
+        _rabbit(local, "DELETE", f"queues/%2F/{urllib.parse.quote(dlq, safe='')}/contents")
+    code, data = _until(local, lambda d: one(d, "rabbitmq", "dead-letter queues")["status"] == "ok", "-c", "rabbitmq")
+    assert one(data, "rabbitmq", "dead-letter queues")["status"] == "ok"  # purged: healthy again
+
+
+def test_deleted_public_access_block_fails_the_bucket(local):
+    import boto3
+
+    aws = local.endpoints["aws"]
+    s3 = boto3.client("s3", endpoint_url=aws["endpoint_url"], region_name=aws["region"],
+                      aws_access_key_id=aws["access_key_id"], aws_secret_access_key=aws["secret_access_key"])
+    bucket = local.contract["buckets"]["backups"]
+    flags = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    s3.delete_public_access_block(Bucket=bucket)
+    try:
+        code, data, result = health(local, "-o", "json", "-c", "s3")
+        assert code == 1, result.output
+        check = one(data, "s3", "backups: public access block")
+        assert check["status"] == "fail" and "NoSuchPublicAccessBlockConfiguration" in check["detail"]
+        assert one(data, "s3", "media: public access block")["status"] == "ok"
+        assert one(data, "s3", "backups: versioning")["status"] == "ok"
+    finally:
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=flags)
+    code, data, _ = health(local, "-o", "json", "-c", "s3")
+    assert code == 0 and {c["status"] for c in data["checks"]} == {"ok"}
+
+
+def test_frozen_redis_fails_within_the_timeout_instead_of_hanging(local):
+    pids = [load(local.state_dir).component(name).pid for name in ("redis-primary", "redis-replica")]
+    timeout = 2.0
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)  # accepts connections (the kernel does), never answers
+    try:
+        t0 = time.monotonic()
+        code, data, result = health(local, "-o", "json", "-c", "redis", "--timeout", str(timeout))
+        elapsed = time.monotonic() - t0
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert elapsed < timeout + 2, f"took {elapsed:.1f} s"
+    assert code == 1, result.output
+    primary = local.endpoints["redis"]["primary"]
+    ping = one(data, "redis", f"primary {primary['host']}:{primary['port']}: ping")
+    assert ping["status"] == "fail" and "Timeout" in ping["detail"]
+    assert {c["status"] for c in data["checks"]} <= {"fail", "unknown"}
+    code, data, _ = health(local, "-o", "json", "-c", "redis")
+    assert code == 0, data
+
+
+# --- faults that stay: last ------------------------------------------------------------------------------
+
+def test_stopped_prometheus_makes_the_slos_unknown_not_ok(local):
+    component = load(local.state_dir).component("prometheus")
+    prometheus.stop(component)
+    assert not supervisor.alive(component.pid, component.start_time)
+    code, data, result = health(local, "-o", "json", "-c", "slo")
+    assert code == 3, result.output  # no verdict at all: unreachable
+    assert data["checks"] and {c["status"] for c in data["checks"]} == {"unknown"}
+    assert all(c["observed"] == "Prometheus unreachable" for c in data["checks"])
+    code, data, _ = health(local, "-o", "json")
+    assert not [c for c in data["checks"] if c["status"] == "fail"], data
+    assert code == 3 and data["status"] == "unknown"  # everything else answers; the SLOs cannot
+
+
+def test_stopped_replica_fails_replication_naming_it(local):
+    replica = load(local.state_dir).component("postgres-replica")
+    postgres.stop(replica)  # by its pid
+    assert not supervisor.alive(replica.pid, replica.start_time)
+    code, data, result = health(local, "-o", "json", "-c", "postgres")
+    assert code == 1, result.output
+    rid = local.contract["database"]["replica_ids"][0]
+    check = one(data, "postgres", f"{rid}: replication")
+    assert check["status"] == "fail"
+    assert f"replica {rid}" in check["detail"] and "unreachable" in check["detail"]
+    assert one(data, "postgres", f"{rid}: accepting connections")["status"] == "fail"
+    assert one(data, "postgres", "taly-local-db: accepting connections")["status"] == "ok"
+    assert not any(s in result.stdout for s in secrets(local))
+
+
+# --- Kubernetes, against the emulator --------------------------------------------------------------------
+
+def dev_contract(kube_context: str, namespace: str) -> dict:
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:taly/dev/{}/credentials"
+    return {
+        "environment": "dev", "region": "eu-west-1", "dr_region": "eu-central-1", "account_id": "123456789012",
+        "vpc_id": "vpc-0123", "cluster": {"name": "taly-dev", "endpoint": "https://eks.invalid", "namespace": namespace,
+                                          "oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/x",
+                                          "kube_context": kube_context},
+        "database": {"primary_id": "taly-dev-db", "primary_endpoint": "db.invalid", "port": 5432, "database": "taly",
+                     "replica_ids": [], "replica_endpoints": [], "multi_az": False, "master_secret_arn": arn.format("database")},
+        "cache": {"replication_group_id": "taly-dev-cache", "primary_endpoint": "cache.invalid", "reader_endpoint": "",
+                  "port": 6379, "automatic_failover": True, "auth_secret_arn": arn.format("cache")},
+        "broker": {"broker_id": "b-1", "broker_name": "taly-dev-mq", "deployment_mode": "SINGLE_INSTANCE",
+                   "credentials_secret_arn": arn.format("broker")},
+        "buckets": {"media": "taly-dev-media", "backups": "taly-dev-backups", "logs": "taly-dev-logs"},
+        "backup": {"vault_name": "taly-dev-vault", "plan_id": "plan-1", "rpo_minutes": 60, "rto_minutes": 240},
+        "kms_keys": {}, "service_roles": {}, "web_acl_arn": "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/x",
+        "parameter_prefix": "/taly/dev/", "prometheus_endpoint": "https://aps.invalid/workspaces/ws-1/",
+        "alarm_topic_arn": "arn:aws:sns:eu-west-1:123456789012:taly-dev-alarms",
+    }
+
+
+@pytest.fixture
+def kube():
+    emulator = KubeEmulator().start()
+    yield emulator
+    emulator.stop()
+
+
+def test_kubernetes_checks_through_the_official_client(kube, tmp_path):
+    ns, context = "taly", "taly-dev-emulator"
+    kube.deployments = [deployment("content", ns, 3, 3, 3),
+                        deployment("search", ns, 3, 1, 2, generation=3, observed_generation=3),  # stuck rollout
+                        deployment("elsewhere", "other", 1, 0, 0)]
+    recent = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=3)
+    kube.pods = [pod("content-7d9f-abcde", ns),
+                 pod("search-5c8b-fghij", ns, waiting="CrashLoopBackOff", restarts=6, last_terminated=recent)]
+    (tmp_path / "Pulumi.yaml").write_text("name: taly\n")
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / "dev.json").write_text(json.dumps(dev_contract(context, ns)))
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", context, ns)
+
+    code, data, result = health(None, "--env", "dev", "-c", "kubernetes", "-o", "json",
+                                env={"TALY_PROJECT_ROOT": str(tmp_path), "KUBECONFIG": str(kubeconfig)})
+    assert code == 1, result.output
+    assert one(data, "kubernetes", "api server")["status"] == "ok"
+    assert one(data, "kubernetes", "deployment content")["status"] == "ok"
+    stuck = one(data, "kubernetes", "deployment search")
+    assert stuck["status"] == "fail" and "updatedReplicas 1 != replicas 3" in stuck["detail"]
+    assert not checks(data, "kubernetes", "deployment elsewhere")  # another namespace
+    crash = one(data, "kubernetes", "pods backing off")
+    assert crash["status"] == "fail" and "search-5c8b-fghij/search: CrashLoopBackOff" in crash["detail"]
+    restarts = one(data, "kubernetes", "restarts in the last hour")
+    assert restarts["status"] == "warn" and restarts["observed"] == "6 restart(s)"
+    assert {"/api", f"/apis/apps/v1/namespaces/{ns}/deployments", f"/api/v1/namespaces/{ns}/pods"} <= set(kube.requests)
+
+    kube.deployments, kube.pods = [deployment("content", ns, 3, 3, 3)], [pod("content-7d9f-abcde", ns)]
+    code, data, result = health(None, "--env", "dev", "-c", "kubernetes", "-o", "json",
+                                env={"TALY_PROJECT_ROOT": str(tmp_path), "KUBECONFIG": str(kubeconfig)})
+    assert code == 0, result.output
+    assert {c["status"] for c in data["checks"]} == {"ok"}
+
+
+def test_kubernetes_api_unreachable_fails_liveness(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: taly\n")
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / "dev.json").write_text(json.dumps(dev_contract("gone", "taly")))
+    emulator = KubeEmulator()  # never started: its port is bound, nothing answers
+    kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig", "gone")
+    emulator.server.server_close()
+    t0 = time.monotonic()
+    code, data, result = health(None, "--env", "dev", "-c", "kubernetes", "-o", "json", "--timeout", "2",
+                                env={"TALY_PROJECT_ROOT": str(tmp_path), "KUBECONFIG": str(kubeconfig)})
+    assert time.monotonic() - t0 < 4
+    assert code == 1, result.output
+    assert one(data, "kubernetes", "api server")["status"] == "fail"
+    assert {c["status"] for c in checks(data, "kubernetes") if c["name"] != "api server"} == {"unknown"}
