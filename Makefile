@@ -3,8 +3,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TALY := $(VENV)/bin/taly
+# The local estate's state directory: somewhere the `postgres` user can enter (not under /root).
+export TALY_LOCAL_STATE ?= /tmp/taly-local-$(shell id -un)
 
-.PHONY: setup system-deps demo test test-unit bench clean
+.PHONY: setup system-deps demo down test test-unit bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,9 +21,20 @@ system-deps:
 	./scripts/install-helm
 
 demo: setup system-deps
+	$(TALY) local up
+	-$(TALY) health --env local
 	$(TALY) plan --env all
 	$(TALY) plan --compare staging prod
 	$(TALY) policy check --env all
+	$(TALY) backup create --env local
+	$(TALY) drill restore --env local
+	@echo
+	@echo "The local estate is still running. To use it from your shell:"
+	@echo "  export TALY_LOCAL_STATE=$(TALY_LOCAL_STATE); $(TALY) local status"
+	@echo "Stop it with: make down"
+
+down:
+	$(TALY) local down
 
 test: setup system-deps
 	$(PY) -m pytest
