@@ -23,3 +23,9 @@ for _module in ("ec2", "rds", "iam", "s3", "kms", "eks", "elasticache", "mq", "s
     getattr(aws, _module)
 _ = (k8s.core.v1.Namespace, k8s.rbac.v1.Role, k8s.apps.v1.Deployment, k8s.autoscaling.v2.HorizontalPodAutoscaler,
      k8s.policy.v1.PodDisruptionBudget, k8s.networking.v1.NetworkPolicy, k8s.helm.v3.Chart)
+
+# Keep the preloaded objects out of the workers' garbage collections, so forked workers keep
+# sharing those pages instead of copying them (memory is counted per worker otherwise).
+import gc  # noqa: E402
+
+gc.freeze()
