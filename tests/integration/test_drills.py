@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -22,40 +20,26 @@ import pytest
 from typer.testing import CliRunner
 
 from taly_ops.app import app
-from taly_ops.errors import BadInput
-from taly_ops.local import aws_emulator, estate, postgres, supervisor
+from taly_ops.local import aws_emulator, postgres, supervisor
 from taly_ops.local.state import State
+
+from estate_fixture import start_local_estate  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 SIZE = 10_000
 
 
+def _reap_kept_drills(state_dir: Path) -> None:
+    """A failed test may have left a kept scratch instance: reap it before the estate goes down."""
+    from taly_ops.operations import backup as backup_ops, drill as drill_ops
+
+    drill_ops.reap(backup_ops.resolve("local", state_dir))
+
+
 @pytest.fixture(scope="module")
 def local(request):
-    root = Path(tempfile.mkdtemp(prefix="taly-drill-test-"))
-    os.chmod(root, 0o755)
-    state_dir = root / "state"
-
-    def teardown() -> None:
-        try:
-            from taly_ops.operations import backup as backup_ops, drill as drill_ops
-
-            drill_ops.reap(backup_ops.resolve("local", state_dir))  # a failed test's kept instance, if any
-        except Exception as exc:  # noqa: BLE001 - the estate goes down regardless
-            print(f"reap before down failed: {exc}", file=sys.stderr)
-        try:
-            estate.down(state_dir)
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-
-    request.addfinalizer(teardown)
-    state_dir.mkdir()
-    try:
-        estate.preflight(state_dir)
-    except BadInput as exc:
-        pytest.skip(f"local estate prerequisites missing: {exc.message}")
-    return estate.up(state_dir, size=SIZE, progress=lambda line: print(line, file=sys.stderr)).state
+    return start_local_estate(request, "taly-drill-test-", SIZE, before_down=_reap_kept_drills)
 
 
 def taly(local: State, *args: str):

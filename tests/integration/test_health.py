@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -27,12 +26,13 @@ import pytest
 from typer.testing import CliRunner
 
 from taly_ops.app import app
-from taly_ops.errors import BadInput
 from taly_ops.health.thresholds import Thresholds
-from taly_ops.local import estate, postgres, prometheus, supervisor
+from taly_ops.local import postgres, prometheus, supervisor
 from taly_ops.local.state import State, load
 
 from kube_emulator import KubeEmulator, deployment, pod
+
+from estate_fixture import start_local_estate  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -43,25 +43,7 @@ CHECK_KEYS = {"component", "name", "status", "observed", "threshold", "detail", 
 
 @pytest.fixture(scope="module")
 def local(request) -> State:
-    # Under /tmp and world-searchable: as root, PostgreSQL runs as `postgres`, which cannot enter
-    # pytest's own tmp_path (/tmp/pytest-of-root is mode 700).
-    root = Path(tempfile.mkdtemp(prefix="taly-health-test-"))
-    os.chmod(root, 0o755)
-    state_dir = root / "state"
-
-    def teardown() -> None:
-        try:
-            estate.down(state_dir)
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-
-    request.addfinalizer(teardown)
-    state_dir.mkdir()
-    try:
-        estate.preflight(state_dir)
-    except BadInput as exc:
-        pytest.skip(f"local estate prerequisites missing: {exc.message}")
-    state = estate.up(state_dir, size=SIZE, progress=lambda line: print(line, file=sys.stderr)).state
+    state = start_local_estate(request, "taly-health-test-", SIZE)
     # Settled: Prometheus has scraped every target since it came up (RabbitMQ is the last to answer),
     # and the samples are queryable.
     url = state.endpoints["prometheus"]["url"]

@@ -7,11 +7,7 @@ recorded process survives; the fixture's finalizer takes it down in any case.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -20,9 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from taly_ops.app import app
-from taly_ops.errors import BadInput
 from taly_ops.local import estate, postgres, prometheus, rabbitmq, redis, sample_data, supervisor
 from taly_ops.local.state import STATE_FILE, Component, State, load
+
+from estate_fixture import start_local_estate  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -32,27 +29,7 @@ COMPONENTS = set(estate.ORDER)
 
 @pytest.fixture(scope="module")
 def local(request):
-    # Under /tmp and world-searchable: as root, PostgreSQL runs as `postgres`, which cannot enter
-    # pytest's own tmp_path (/tmp/pytest-of-root is mode 700).
-    root = Path(tempfile.mkdtemp(prefix="taly-local-test-"))
-    os.chmod(root, 0o755)
-    state_dir = root / "state"
-
-    def teardown() -> None:
-        try:
-            estate.down(state_dir)
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-
-    request.addfinalizer(teardown)
-    state_dir.mkdir()
-    try:
-        estate.preflight(state_dir)
-    except BadInput as exc:
-        pytest.skip(f"local estate prerequisites missing: {exc.message}")
-    result = estate.up(state_dir, size=SIZE, progress=lambda line: print(line, file=sys.stderr))
-    assert not result.already_running
-    return result.state
+    return start_local_estate(request, "taly-local-test-", SIZE)
 
 
 def _pg(state: State, role: str = "primary", dbname: str = "taly") -> str:

@@ -1,0 +1,50 @@
+"""The local estate for integration tests, started through the same launcher as `taly local up`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from taly_ops.errors import BadInput
+from taly_ops.local import estate
+from taly_ops.local.state import State
+
+
+def start_local_estate(request: pytest.FixtureRequest, prefix: str, size: int,
+                       before_down: Callable[[Path], None] | None = None) -> State:
+    """Bring an estate up in a fresh state dir; the finalizer takes it down whatever happened.
+
+    The state dir is under /tmp and world-searchable: as root, PostgreSQL runs as `postgres`,
+    which cannot enter pytest's own tmp_path (/tmp/pytest-of-root is mode 700). Missing
+    prerequisites fail the tests: they are not skipped into a green run.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(root, 0o755)
+    state_dir = root / "state"
+
+    def teardown() -> None:
+        try:
+            if before_down is not None:
+                before_down(state_dir)
+        except Exception as exc:  # noqa: BLE001 - the estate goes down regardless
+            print(f"cleanup before down failed: {exc}", file=sys.stderr)
+        try:
+            estate.down(state_dir)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    request.addfinalizer(teardown)
+    state_dir.mkdir()
+    try:
+        estate.preflight(state_dir)
+    except BadInput as exc:
+        pytest.fail(f"local estate prerequisites missing: {exc.message} ({exc.hint})")
+    result = estate.up(state_dir, size=size, progress=lambda line: print(line, file=sys.stderr))
+    assert not result.already_running, "a fresh state dir cannot hold a running estate"
+    return result.state
