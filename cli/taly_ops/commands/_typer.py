@@ -1,4 +1,4 @@
-"""The Typer app class every taly command group uses: errors become a line and an exit code."""
+"""What every taly command group shares: the guarded Typer class, progress on stderr, common help."""
 
 from __future__ import annotations
 
@@ -24,6 +24,15 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(exc.exit_code) from None
 
     return run
+
+
+LOCAL_ONLY_ENV_HELP = "Environment (only local is implemented so far)."
+STATE_DIR_HELP = "The local estate's state directory (default $TALY_LOCAL_STATE, else .taly/local)."
+
+
+def progress(line: str) -> None:
+    """Progress of long work goes to stderr, so stdout stays clean for --output json."""
+    typer.echo(line, err=True)
 
 
 class TalyTyper(typer.Typer):

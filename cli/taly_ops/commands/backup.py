@@ -8,22 +8,16 @@ from typing import Any, Optional
 import typer
 
 from ..render import Output, console, emit
-from ._typer import TalyTyper
+from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, progress
 
 app = TalyTyper(help="Logical backups (pg_dump from a consistent snapshot of the replica) with a verifiable manifest.",
                 no_args_is_help=True)
 
-ENV_HELP = "Environment (only local is implemented so far)."
-STATE_DIR_HELP = "The local estate's state directory (default $TALY_LOCAL_STATE, else .taly/local)."
-
-
-def _progress(line: str) -> None:
-    typer.echo(line, err=True)
 
 
 @app.command("create")
 def create(
-    env: str = typer.Option(..., "--env", "-e", help=ENV_HELP),
+    env: str = typer.Option(..., "--env", "-e", help=LOCAL_ONLY_ENV_HELP),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
 ) -> None:
@@ -38,7 +32,7 @@ def create(
     from ..operations.drill import Interrupted
 
     try:
-        manifest = ops.create(ops.resolve(env, state_dir), progress=_progress)
+        manifest = ops.create(ops.resolve(env, state_dir), progress=progress)
     except Interrupted as exc:
         typer.echo(f"interrupted by {exc}: no backup was recorded", err=True)
         raise typer.Exit(128 + exc.signum) from None
@@ -47,7 +41,7 @@ def create(
 
 @app.command("list")
 def list_(
-    env: str = typer.Option(..., "--env", "-e", help=ENV_HELP),
+    env: str = typer.Option(..., "--env", "-e", help=LOCAL_ONLY_ENV_HELP),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
 ) -> None:

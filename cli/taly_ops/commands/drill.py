@@ -9,22 +9,16 @@ import typer
 
 from ..errors import VERDICT
 from ..render import Output, console, emit
-from ._typer import TalyTyper
+from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, progress
 
 app = TalyTyper(help="Restore drills: a backup restored into a scratch instance, verified, timed and torn down.",
                 no_args_is_help=True)
 
-ENV_HELP = "Environment (only local is implemented so far)."
-STATE_DIR_HELP = "The local estate's state directory (default $TALY_LOCAL_STATE, else .taly/local)."
-
-
-def _progress(line: str) -> None:
-    typer.echo(line, err=True)
 
 
 @app.command("restore")
 def restore(
-    env: str = typer.Option(..., "--env", "-e", help=ENV_HELP),
+    env: str = typer.Option(..., "--env", "-e", help=LOCAL_ONLY_ENV_HELP),
     from_: str = typer.Option("latest", "--from", help="latest, or a backup id from `taly backup list`."),
     keep: bool = typer.Option(False, "--keep", help="Keep the scratch instance (remove it later with `taly drill reap`)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port for the scratch instance (default: a free one)."),
@@ -45,7 +39,7 @@ def restore(
 
     try:
         report = ops.restore(backup_ops.resolve(env, state_dir), from_, keep=keep, port=port, spec_path=spec,
-                             progress=_progress)
+                             progress=progress)
     except ops.Interrupted as exc:
         typer.echo(f"interrupted by {exc}: the scratch instance was torn down", err=True)
         raise typer.Exit(128 + exc.signum) from None
@@ -59,7 +53,7 @@ def restore(
 
 @app.command("reap")
 def reap(
-    env: str = typer.Option(..., "--env", "-e", help=ENV_HELP),
+    env: str = typer.Option(..., "--env", "-e", help=LOCAL_ONLY_ENV_HELP),
     older_than: float = typer.Option(0.0, "--older-than", help="Only drills registered more than HOURS ago."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
@@ -71,13 +65,13 @@ def reap(
     from ..operations import backup as backup_ops
     from ..operations import drill as ops
 
-    result = ops.reap(backup_ops.resolve(env, state_dir), older_than, progress=_progress)
+    result = ops.reap(backup_ops.resolve(env, state_dir), older_than, progress=progress)
     emit(output, result, _reaped)
 
 
 @app.command("history")
 def history(
-    env: str = typer.Option(..., "--env", "-e", help=ENV_HELP),
+    env: str = typer.Option(..., "--env", "-e", help=LOCAL_ONLY_ENV_HELP),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
 ) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from ..local.sample_data import DEFAULT_SIZE
 from ..render import Output, console, emit
-from ._typer import TalyTyper
+from ._typer import STATE_DIR_HELP, TalyTyper, progress
 
 app = TalyTyper(
     help="A local copy of the estate's data plane on 127.0.0.1: PostgreSQL primary + replica, Redis primary + "
@@ -17,11 +17,6 @@ app = TalyTyper(
     no_args_is_help=True,
 )
 
-STATE_DIR_HELP = "Where the estate keeps its data, logs and state file (default $TALY_LOCAL_STATE, else .taly/local)."
-
-
-def _progress(line: str) -> None:
-    typer.echo(line, err=True)
 
 
 def _state_dir(option: Optional[Path]) -> Path:
@@ -44,7 +39,7 @@ def up(
     """
     from ..local import estate
 
-    result = estate.up(_state_dir(state_dir), size=size, progress=_progress)
+    result = estate.up(_state_dir(state_dir), size=size, progress=progress)
     emit(output, result.to_json(), _table)
 
 
@@ -56,7 +51,7 @@ def down(
     """Stop exactly what `up` started (by pid), wait for it, and remove the state directory's files."""
     from ..local import estate
 
-    result = estate.down(_state_dir(state_dir), progress=_progress)
+    result = estate.down(_state_dir(state_dir), progress=progress)
     emit(output, result.to_json(), _down_table)
 
 
