@@ -51,17 +51,25 @@ def _code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code") or type(exc).__name__)
 
 
+def _describe(rec: Recorder, name: str, expected: str, call: str, not_found: str, fetch):
+    """The service's answer, or None after recording the resource as missing; other errors propagate."""
+    try:
+        return fetch()
+    except Exception as exc:  # noqa: BLE001
+        if _code(exc) != not_found:
+            raise
+        rec.add(name, "fail", "not found", expected, f"{call}: {not_found}")
+        return None
+
+
 def rds_instance(target: Target, identifier: str, source: str | None, timeout: float):
     rec = Recorder(C)
     name = f"rds {identifier}"
-    try:
-        found = target.aws_client("rds", timeout).describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
-    except Exception as exc:  # noqa: BLE001
-        if _code(exc) != "DBInstanceNotFound":
-            raise
-        rec.add(name, "fail", "not found", "available", f"DescribeDBInstances {identifier}: DBInstanceNotFound")
+    found = _describe(rec, name, "available", f"DescribeDBInstances {identifier}", "DBInstanceNotFound",
+                      lambda: target.aws_client("rds", timeout).describe_db_instances(DBInstanceIdentifier=identifier))
+    if found is None:
         return rec.results
-    inst = found[0]
+    inst = found["DBInstances"][0]
     status = inst.get("DBInstanceStatus")
     rec.add(name, _grade(status, "available", RDS_TRANSITIONAL), status, "available",
             f"DescribeDBInstances {identifier} -> DBInstanceStatus={status}")
@@ -81,14 +89,13 @@ def elasticache(target: Target, timeout: float):
     rec = Recorder(C)
     cache = target.contract.cache
     name = f"elasticache {cache.replication_group_id}"
-    try:
-        group = target.aws_client("elasticache", timeout).describe_replication_groups(
-            ReplicationGroupId=cache.replication_group_id)["ReplicationGroups"][0]
-    except Exception as exc:  # noqa: BLE001
-        if _code(exc) != "ReplicationGroupNotFoundFault":
-            raise
-        rec.add(name, "fail", "not found", "available", f"DescribeReplicationGroups {cache.replication_group_id}: not found")
+    found = _describe(rec, name, "available", f"DescribeReplicationGroups {cache.replication_group_id}",
+                      "ReplicationGroupNotFoundFault",
+                      lambda: target.aws_client("elasticache", timeout).describe_replication_groups(
+                          ReplicationGroupId=cache.replication_group_id))
+    if found is None:
         return rec.results
+    group = found["ReplicationGroups"][0]
     status = group.get("Status")
     rec.add(name, _grade(status, "available", CACHE_TRANSITIONAL), status, "available",
             f"DescribeReplicationGroups {cache.replication_group_id} -> Status={status}")
@@ -104,12 +111,9 @@ def mq(target: Target, timeout: float):
     rec = Recorder(C)
     broker = target.contract.broker
     name = f"mq {broker.broker_name}"
-    try:
-        described = target.aws_client("mq", timeout).describe_broker(BrokerId=broker.broker_id)
-    except Exception as exc:  # noqa: BLE001
-        if _code(exc) != "NotFoundException":
-            raise
-        rec.add(name, "fail", "not found", "RUNNING", f"DescribeBroker {broker.broker_id}: NotFoundException")
+    described = _describe(rec, name, "RUNNING", f"DescribeBroker {broker.broker_id}", "NotFoundException",
+                          lambda: target.aws_client("mq", timeout).describe_broker(BrokerId=broker.broker_id))
+    if described is None:
         return rec.results
     state = described.get("BrokerState")
     rec.add(name, _grade(state, "RUNNING", MQ_TRANSITIONAL), state, "RUNNING",
@@ -123,13 +127,11 @@ def mq(target: Target, timeout: float):
 def eks_cluster(target: Target, timeout: float):
     rec = Recorder(C)
     cluster = target.contract.cluster.name
-    try:
-        status = target.aws_client("eks", timeout).describe_cluster(name=cluster)["cluster"].get("status")
-    except Exception as exc:  # noqa: BLE001
-        if _code(exc) != "ResourceNotFoundException":
-            raise
-        rec.add(f"eks {cluster}", "fail", "not found", "ACTIVE", f"DescribeCluster {cluster}: ResourceNotFoundException")
+    found = _describe(rec, f"eks {cluster}", "ACTIVE", f"DescribeCluster {cluster}", "ResourceNotFoundException",
+                      lambda: target.aws_client("eks", timeout).describe_cluster(name=cluster))
+    if found is None:
         return rec.results
+    status = found["cluster"].get("status")
     rec.add(f"eks {cluster}", _grade(status, "ACTIVE", EKS_TRANSITIONAL), status, "ACTIVE",
             f"DescribeCluster {cluster} -> status={status}")
     return rec.results
