@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -207,9 +209,59 @@ def test_a_target_that_is_a_source_is_refused(local):
         assert "source endpoint" in result.stderr
 
 
-def test_cloud_environments_are_not_implemented_yet(local):
-    result = CliRunner().invoke(app, ["drill", "restore", "--env", "prod"])
-    assert result.exit_code == 2 and "not implemented for prod" in result.stderr
+def cloud_project(local: State, root: Path, env: str) -> dict[str, str]:
+    """A project root whose contracts/<env>.json describes the local estate as `env`; the environment to run in.
+
+    The contract is the one the estate seeded into moto, renamed: its database is reached over TLS
+    (sslmode=require, as RDS forces), with the credentials read from the emulator's Secrets Manager.
+    """
+    shutil.copytree(Path(__file__).parents[2] / "runbooks", root / "runbooks")
+    (root / "Pulumi.yaml").write_text("name: taly\n")
+    (root / "contracts").mkdir()
+    (root / "contracts" / f"{env}.json").write_text(json.dumps({**local.contract, "environment": env}))
+    aws = local.endpoints["aws"]
+    return {"TALY_PROJECT_ROOT": str(root), "TALY_STATE_DIR": str(root / "state"), "AWS_ENDPOINT_URL": aws["endpoint_url"],
+            "AWS_ACCESS_KEY_ID": aws["access_key_id"], "AWS_SECRET_ACCESS_KEY": aws["secret_access_key"],
+            "AWS_DEFAULT_REGION": aws["region"]}
+
+
+@pytest.fixture
+def project_root():
+    """A project root PostgreSQL's OS user can enter (the drill's scratch instance lives in its state dir)."""
+    root = Path(tempfile.mkdtemp(prefix="taly-drill-project-"))
+    os.chmod(root, 0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_cloud_environment_backs_up_and_drills_through_its_contract(local, project_root):
+    tmp_path = project_root
+    env = cloud_project(local, tmp_path, "staging")
+    runner = CliRunner()
+    created = runner.invoke(app, ["backup", "create", "--env", "staging", "-o", "json"], env=env)
+    assert created.exit_code == 0, created.stderr
+    m = as_json(created)
+    replica = local.endpoints["postgres"]["replica"]
+    assert m["environment"] == "staging" and m["source"]["role"] == "replica"
+    assert (m["source"]["host"], m["source"]["port"]) == (replica["host"], replica["port"])
+
+    drilled = runner.invoke(app, ["drill", "restore", "--env", "staging", "--from", m["backup_id"], "-o", "json"], env=env)
+    report = as_json(drilled)
+    assert drilled.exit_code == 0 and report["status"] == "passed", report["error"]
+    # The targets are the contract's (the stack's BackupConfig), not the local defaults.
+    assert report["targets"]["rpo_seconds"] == local.contract["backup"]["rpo_minutes"] * 60
+    assert "staging contract" in report["targets"]["source"]
+    audit = [json.loads(line) for line in (tmp_path / "state" / "staging" / "audit.log").read_text().splitlines()]
+    assert [(a["what"], a["outcome"]) for a in audit][-1] == ("drill.restore", "passed")
+    assert not any(local.endpoints["postgres"]["primary"]["password"] in line
+                   for line in (tmp_path / "state" / "staging" / "audit.log").read_text().splitlines())
+
+
+def test_a_cloud_environment_without_a_contract_is_bad_input(local, tmp_path):
+    env = cloud_project(local, tmp_path, "staging")
+    result = CliRunner().invoke(app, ["backup", "create", "--env", "prod"], env=env)
+    assert result.exit_code == 2 and "no contract for prod" in result.stderr
+    assert not (tmp_path / "state" / "prod").exists()
 
 
 def test_keep_leaves_the_instance_for_reap(local):

@@ -70,9 +70,13 @@ def test_audit_lines_append_and_hold_no_secret(tmp_path):
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_cloud_environments_are_not_implemented_yet(env):
-    with pytest.raises(BadInput, match=f"not implemented for {env}"):
+def test_a_cloud_environment_needs_its_contract(env, tmp_path, monkeypatch):
+    (tmp_path / "Pulumi.yaml").write_text("name: taly\n")
+    monkeypatch.setenv("TALY_PROJECT_ROOT", str(tmp_path))
+    with pytest.raises(BadInput, match=f"no contract for {env}") as exc:
         backup_ops.resolve(env)
+    assert f"pulumi stack output --stack {env} --json > contracts/{env}.json" in exc.value.message
+    assert not (tmp_path / ".taly").exists()  # nothing was created
 
 
 def test_an_unknown_environment_is_bad_input():

@@ -11,7 +11,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import Unreachable
 
@@ -28,14 +28,17 @@ class Endpoint:
     password: str
     database: str
     role: str = "primary"
+    sslmode: str = "prefer"  # "require" for RDS (rds.force_ssl); the local estate speaks plain TCP on loopback
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
     def conninfo(self, dbname: str | None = None) -> str:
-        return (f"host={self.host} port={self.port} dbname={dbname or self.database} user={self.user} "
-                f"password={self.password} connect_timeout=5")
+        from psycopg.conninfo import make_conninfo  # quotes a password holding spaces or quotes
+
+        return make_conninfo(host=self.host, port=self.port, dbname=dbname or self.database, user=self.user,
+                             password=self.password, sslmode=self.sslmode, connect_timeout=5)
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "database": self.database, "user": self.user, "role": self.role}
@@ -49,7 +52,7 @@ def bin_dir() -> Path:
 
 def _env(ep: Endpoint) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    return env | {"PGPASSWORD": ep.password, "LC_ALL": "C.UTF-8"}
+    return env | {"PGPASSWORD": ep.password, "PGSSLMODE": ep.sslmode, "LC_ALL": "C.UTF-8"}
 
 
 def tool_versions() -> dict[str, str]:
@@ -63,17 +66,31 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def _run(argv: list[str], ep: Endpoint, what: str, timeout: float) -> None:
+def _run(argv: list[str], ep: Endpoint, what: str, timeout: float, meanwhile: Callable[[], Any] | None = None) -> Any:
+    """Run a client tool to completion; `meanwhile()` runs in this thread while it works, and its value is returned.
+
+    The tool is killed if meanwhile() raises (an interrupted backup leaves no pg_dump behind).
+    """
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=_env(ep),
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise Unreachable(f"{what} took longer than {timeout:.0f}s") from None
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(ep),
+                                stdin=subprocess.DEVNULL)
     except OSError as exc:
         raise Unreachable(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
-        raise ToolFailed(f"{what} exited with {done.returncode}", tail)
+    result = None
+    try:
+        if meanwhile is not None:
+            result = meanwhile()
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Unreachable(f"{what} took longer than {timeout:.0f}s") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    if proc.returncode != 0:
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-8:])
+        raise ToolFailed(f"{what} exited with {proc.returncode}", tail)
+    return result
 
 
 class ToolFailed(Exception):
@@ -82,12 +99,16 @@ class ToolFailed(Exception):
         self.message, self.output = message, output
 
 
-def pg_dump(ep: Endpoint, out_dir: Path, *, snapshot: str | None, jobs: int = 2, timeout: float = 3600) -> None:
+def pg_dump(ep: Endpoint, out_dir: Path, *, snapshot: str | None, jobs: int = 2, compress: int | None = None,
+            timeout: float = 3600, meanwhile: Callable[[], Any] | None = None) -> Any:
+    """pg_dump -Fd; compress is gzip's level (None: pg_dump's default, 6). Returns what meanwhile() returned."""
     argv = [str(bin_dir() / "pg_dump"), "-Fd", "-j", str(jobs), "-f", str(out_dir), "-h", ep.host, "-p", str(ep.port),
             "-U", ep.user, "-w", "--no-owner", "--no-privileges"]
+    if compress is not None:
+        argv += ["-Z", str(compress)]
     if snapshot:
         argv.append(f"--snapshot={snapshot}")
-    _run(argv + [ep.database], ep, "pg_dump", timeout)
+    return _run(argv + [ep.database], ep, "pg_dump", timeout, meanwhile)
 
 
 def pg_restore(ep: Endpoint, dump_dir: Path, *, jobs: int = 2, timeout: float = 3600) -> None:
@@ -155,11 +176,17 @@ def server_version(conn) -> str:
     return conn.execute("SHOW server_version").fetchone()[0]
 
 
-def file_digests(root: Path) -> Iterator[tuple[str, int, str]]:
-    """(relative path, size, sha256) of every file under root, sorted."""
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+def file_digests(root: Path, workers: int = 2) -> list[tuple[str, int, str]]:
+    """(relative path, size, sha256) of every file under root, sorted; files hashed in parallel (hashlib frees the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def digest(path: Path) -> tuple[str, int, str]:
         h = hashlib.sha256()
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-        yield str(path.relative_to(root)), path.stat().st_size, h.hexdigest()
+        return str(path.relative_to(root)), path.stat().st_size, h.hexdigest()
+
+    paths = sorted(p for p in root.rglob("*") if p.is_file())
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(digest, paths))

@@ -47,7 +47,7 @@ class Store:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchBucket", "404") and "key" not in what:
                 raise Unreachable(f"the backups bucket {self.bucket} does not exist ({what})",
-                                  hint="is the environment up? `taly local status`") from None
+                                  hint="locally: is the estate up (`taly local status`)? in AWS: is the contract current?") from None
             if code in ("NoSuchKey", "404"):
                 raise KeyError(what) from None
             raise Unreachable(f"S3 {what} on {self.bucket} failed: {code or exc}") from None

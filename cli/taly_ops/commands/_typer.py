@@ -26,8 +26,11 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-LOCAL_ONLY_ENV_HELP = "Environment (only local is implemented so far)."
-STATE_DIR_HELP = "The local estate's state directory (default $TALY_LOCAL_STATE, else .taly/local)."
+LOCAL_ONLY_ENV_HELP = ("Environment: local (the local estate), or dev, staging, prod (read from contracts/<env>.json, "
+                       "credentials from Secrets Manager).")
+STATE_DIR_HELP = ("Where the audit log and drill registry live: for local the estate's state directory "
+                  "(default $TALY_LOCAL_STATE, else .taly/local); for dev/staging/prod $TALY_STATE_DIR/<env>, "
+                  "else .taly/<env>.")
 
 
 def progress(line: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .context import DATABASE, HOST, USER, Context
 from .state import Component
-from . import supervisor
+from . import supervisor, tls
 
 BIN_ENV = "TALY_PG_BIN"
 DEFAULT_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -130,7 +130,8 @@ def start(ctx: Context) -> None:
     finally:
         pwfile.unlink(missing_ok=True)
     with open(primary / "postgresql.conf", "a") as f:
-        f.write(SETTINGS)
+        f.write(SETTINGS + tls.SETTINGS)
+    tls.write_server_certificate(primary, _own)  # pg_basebackup copies it to the replica
     ctx.check_cancel("postgres-primary")
 
     spawned = supervisor.spawn([str(bin_dir() / "postgres"), "-D", str(primary), "-p", str(pport)],

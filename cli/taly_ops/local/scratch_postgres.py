@@ -13,7 +13,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import postgres, supervisor
+from . import postgres, supervisor, tls
 from .context import HOST, USER
 
 SETTINGS = """
@@ -66,7 +66,8 @@ def initdb(s: Scratch, timeout: float = 120) -> None:
     finally:
         pwfile.unlink(missing_ok=True)
     with open(s.data_dir / "postgresql.conf", "a") as f:
-        f.write(SETTINGS)
+        f.write(SETTINGS + tls.SETTINGS)
+    tls.write_server_certificate(s.data_dir, postgres._own)
 
 
 def spawn(s: Scratch) -> supervisor.Spawned:

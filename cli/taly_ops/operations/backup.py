@@ -26,6 +26,9 @@ BACKUPS_PREFIX = "backups/"
 DRILLS_PREFIX = "drills/"
 MANIFEST = "manifest.json"
 JOBS = 2
+# gzip's fastest level: at 1M rows, -Z 1 dumps in 1.3 s against 3.1 s for pg_dump's default (-Z 6), for
+# 40.6 MB against 32.9 MB. Restoring reads either at the same speed.
+COMPRESS = 1
 CLOUD_ENVS = ("dev", "staging", "prod")
 
 
@@ -43,7 +46,11 @@ def iso(t: dt.datetime | None) -> str | None:
 
 @dataclass
 class Environment:
-    """Where an environment's database and backups bucket are, and where local bookkeeping goes."""
+    """Where an environment's database and backups bucket are, and where local bookkeeping goes.
+
+    `local` comes from the local estate's state file; dev, staging and prod from contracts/<env>.json
+    (what the Pulumi program exports), with the database credentials read from Secrets Manager.
+    """
 
     name: str
     primary: Any  # postgres_tools.Endpoint
@@ -51,10 +58,32 @@ class Environment:
     store: Any  # s3_store.Store
     state_dir: Path  # audit log, drills registry, scratch instances
     targets: dict[str, Any] = field(default_factory=dict)
+    contract: Any = None  # taly_platform.contract.EnvironmentContract
+    aws: dict[str, Any] | None = None  # the local estate's emulator (endpoint_url, region, keys); None: the default chain
+
+    @property
+    def is_local(self) -> bool:
+        return self.name == "local"
 
     @property
     def source(self):
         return self.replica or self.primary
+
+    def aws_client(self, service: str):
+        """A boto3 client: the emulator locally, the default credential chain in the contract's region otherwise.
+
+        The default chain honours AWS_ENDPOINT_URL, AWS_PROFILE and the rest, as boto3 documents.
+        """
+        import boto3
+        from botocore.config import Config
+
+        config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=60)
+        if self.aws:
+            return boto3.session.Session().client(
+                service, endpoint_url=self.aws["endpoint_url"], region_name=self.aws["region"],
+                aws_access_key_id=self.aws["access_key_id"], aws_secret_access_key=self.aws["secret_access_key"],
+                config=config)
+        return boto3.session.Session().client(service, region_name=self.contract.region, config=config)
 
     def source_addresses(self) -> set[tuple[str, int]]:
         eps = [self.primary] + ([self.replica] if self.replica else [])
@@ -78,7 +107,11 @@ def _aliases(host: str) -> set[str]:
     return names
 
 
-def targets() -> dict[str, Any]:
+def targets(contract: Any = None) -> dict[str, Any]:
+    """RPO and RTO targets: the contract's (the stack's BackupConfig), else BackupConfig's defaults."""
+    if contract is not None:
+        return {"rpo_minutes": contract.backup.rpo_minutes, "rto_minutes": contract.backup.rto_minutes,
+                "source": f"the {contract.environment} contract (stack config taly:backup)"}
     from taly_platform.config import BackupConfig
 
     cfg = BackupConfig()
@@ -86,16 +119,40 @@ def targets() -> dict[str, Any]:
             "source": "BackupConfig defaults (the local environment has no stack config)"}
 
 
+STATE_ENV_VAR = "TALY_STATE_DIR"
+
+
+def cloud_state_dir(env: str, option: Path | None = None) -> Path:
+    """Where a cloud environment's audit log and drill registry live on this machine.
+
+    --state-dir, else $TALY_STATE_DIR/<env>, else .taly/<env> under the project root.
+    """
+    import os
+
+    from ..project import project_root
+
+    if option is not None:
+        path = option
+    elif base := os.environ.get(STATE_ENV_VAR):
+        path = Path(base) / env
+    else:
+        path = project_root() / ".taly" / env
+    path = path.expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"state directory {path} exists and is not a directory")
+    return path
+
+
 def resolve(env: str, state_dir: Path | None = None) -> Environment:
-    """The environment's endpoints and backups bucket; only `local` is implemented so far."""
+    """The environment's endpoints and backups bucket: the local estate, or a cloud environment's contract."""
     if env in CLOUD_ENVS:
-        raise BadInput(f"backups and drills are not implemented for {env} yet (only local)",
-                       hint="the RDS snapshot path is still to come; use --env local")
+        return _resolve_cloud(env, state_dir)
     if env != "local":
         raise BadInput(f"unknown environment '{env}'; known: local, {', '.join(CLOUD_ENVS)}")
     from ..adapters.postgres_tools import Endpoint
     from ..adapters.s3_store import Store
     from ..local.state import load, resolve_state_dir
+    from taly_platform.contract import EnvironmentContract
 
     sd = resolve_state_dir(state_dir)
     state = load(sd)
@@ -111,7 +168,41 @@ def resolve(env: str, state_dir: Path | None = None) -> Environment:
     aws = state.endpoints["aws"]
     store = Store(bucket=state.contract["buckets"]["backups"], endpoint_url=aws["endpoint_url"], region=aws["region"],
                   access_key_id=aws["access_key_id"], secret_access_key=aws["secret_access_key"])
-    return Environment("local", ep("primary"), ep("replica"), store, sd, targets())
+    try:
+        contract = EnvironmentContract.model_validate(state.contract)
+    except ValueError:
+        contract = None  # a state file from an older version: the database and the bucket are all a backup needs
+    return Environment("local", ep("primary"), ep("replica"), store, sd, targets(), contract=contract, aws=dict(aws))
+
+
+def _resolve_cloud(env: str, state_dir: Path | None) -> Environment:
+    """dev/staging/prod from contracts/<env>.json; credentials from the contract's master secret."""
+    import json
+
+    from ..adapters.postgres_tools import Endpoint
+    from ..adapters.s3_store import Store
+    from ..health.target import Endpoint as HostPort
+    from .health import resolve_target
+
+    target = resolve_target(env, None)  # BadInput (exit 2) when the contract is missing or invalid
+    contract = target.contract
+    db = contract.database
+    environment = Environment(env, None, None, Store(bucket=contract.buckets.backups, region=contract.region),
+                              cloud_state_dir(env, state_dir), targets(contract), contract=contract)
+    try:
+        sm = environment.aws_client("secretsmanager")
+        secret = json.loads(sm.get_secret_value(SecretId=db.master_secret_arn)["SecretString"])
+        user, password = secret["username"], secret["password"]
+    except Exception as exc:  # noqa: BLE001 - botocore's errors, a malformed secret: one line, exit 3
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise Unreachable(f"cannot read the {env} database credentials from Secrets Manager "
+                          f"({db.master_secret_arn}): {type(exc).__name__}: {text}"[:400],
+                          hint="are AWS credentials for this account set (AWS_PROFILE, AWS_REGION)?") from None
+    environment.primary = Endpoint(db.primary_endpoint, db.port, user, password, db.database, "primary", "require")
+    if db.replica_endpoints:
+        hp = HostPort.parse(db.replica_endpoints[0], db.port)
+        environment.replica = Endpoint(hp.host, hp.port, user, password, db.database, "replica", "require")
+    return environment
 
 
 def new_backup_id(t: dt.datetime) -> str:
@@ -191,11 +282,15 @@ def _dump(env: Environment, backup_id: str, dump_dir: Path, started: dt.datetime
             # The restore point is the moment of the snapshot, unless the replica had received WAL it had not
             # replayed yet: then the data is as of its last replayed commit (the primary is never asked).
             point = replayed_at if behind and replayed_at else snap_at
-        progress(f"snapshot {snapshot} on {src.role} {src.address} at {iso(snap_at)}; pg_dump -Fd -j {JOBS}")
-        pgt.pg_dump(src, dump_dir, snapshot=snapshot, jobs=JOBS)
-        progress("pg_dump done; counting rows and checksumming tables in the same snapshot")
-        stats = pgt.table_stats(conn)
-        schema = pgt.schema_fingerprint(conn)
+        progress(f"snapshot {snapshot} on {src.role} {src.address} at {iso(snap_at)}; pg_dump -Fd -j {JOBS} "
+                 f"-Z {COMPRESS}, counting rows and checksumming tables in the same snapshot meanwhile")
+
+        def fingerprint() -> tuple[dict[str, Any], dict[str, Any]]:
+            return pgt.table_stats(conn), pgt.schema_fingerprint(conn)
+
+        # The exporting transaction stays open (the snapshot stays importable) until pg_dump is done.
+        stats, schema = pgt.pg_dump(src, dump_dir, snapshot=snapshot, jobs=JOBS, compress=COMPRESS, meanwhile=fingerprint)
+        progress("pg_dump done; hashing the files")
         server = pgt.server_version(conn)
         conn.rollback()
     except pgt.ToolFailed as exc:
@@ -205,7 +300,7 @@ def _dump(env: Environment, backup_id: str, dump_dir: Path, started: dt.datetime
     files = [{"path": p, "size": size, "sha256": digest} for p, size, digest in pgt.file_digests(dump_dir)]
     return {
         "format": 1, "backup_id": backup_id, "environment": env.name, "created_at": iso(started),
-        "method": f"pg_dump -Fd -j {JOBS} --snapshot (exported from a REPEATABLE READ transaction)",
+        "method": f"pg_dump -Fd -j {JOBS} -Z {COMPRESS} --snapshot (exported from a REPEATABLE READ transaction)",
         "source": src.public(),
         "snapshot": {"id": snapshot, "at": iso(point), "taken_at": iso(snap_at), "in_recovery": in_recovery,
                      "last_replayed_commit_at": iso(replayed_at), "replay_behind_receive": behind, "lsn": lsn},
