@@ -124,6 +124,21 @@ class DatabaseConfig(_Model):
     cross_region_backup_replication: bool = False
     database_name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")] = "taly"
     max_connections: Annotated[int, Field(ge=20, le=10000)] = 400
+    # Who may reach a restore drill's scratch instance on 5432 (the ops runners' private subnets).
+    # Empty (the default): the drill security group admits nobody, and a cloud drill cannot verify.
+    drill_client_cidrs: list[str] = []
+
+    @field_validator("drill_client_cidrs")
+    @classmethod
+    def _drill_cidrs(cls, v: list[str]) -> list[str]:
+        out = [_cidr(c) for c in v]
+        public = [c for c in out if not ipaddress.ip_network(c).is_private]
+        if public:
+            raise ValueError(f"{', '.join(public)}: drill clients must be private networks "
+                             "(the drill instance is never publicly accessible)")
+        if len(set(out)) != len(out):
+            raise ValueError("drill client CIDRs must be distinct")
+        return out
 
     @model_validator(mode="after")
     def _storage(self) -> "DatabaseConfig":

@@ -31,6 +31,8 @@ class DatabaseContract(_Contract):
     replica_endpoints: list[str]
     multi_az: bool
     master_secret_arn: str
+    subnet_group_name: str        # the DB subnet group a restore drill's scratch instance goes into
+    drill_security_group_id: str  # the drill-only security group (never the cluster's clients)
 
 
 class CacheContract(_Contract):

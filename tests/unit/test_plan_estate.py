@@ -148,6 +148,37 @@ def test_database_security_group_admits_only_the_cluster_on_5432(plans, env):
     assert rule["securityGroups"][0].startswith("sg-"), "must reference the cluster's security group"
 
 
+@pytest.mark.parametrize("env", ENVS)
+def test_drill_security_group_admits_nobody_by_default_and_is_in_the_contract(plans, env):
+    plan = plans[env]
+    sg = plan.named(f"taly-{env}-postgres-drill", "aws:ec2/securityGroup:SecurityGroup")
+    assert "drill" in sg.inputs["description"].lower()
+    assert sg.inputs["ingress"] == [] and sg.inputs["egress"] == []  # shipped stacks name no drill clients
+    assert sg.parent == "database"
+    subnet_group = one(plan, "aws:rds/subnetGroup:SubnetGroup")
+    db = plan.outputs["database"]
+    assert db["drill_security_group_id"] == f"{sg.name}-id"
+    assert db["subnet_group_name"] == subnet_group.name
+    # The data store's own security group, the one the primary and replicas use, is a different group.
+    for instance in plan.of_type(RDS):
+        assert db["drill_security_group_id"] not in instance.inputs["vpcSecurityGroupIds"]
+
+
+def test_drill_client_cidrs_open_5432_to_those_networks_only(plans):
+    from taly_ops.offline.plan import run_program
+    from taly_ops.operations.policy import view_of
+    from taly_ops.policy.engine import evaluate
+
+    config = plans["dev"].config
+    config = config.model_copy(update={"database": config.database.model_copy(
+        update={"drill_client_cidrs": ["10.10.96.0/24", "10.99.0.0/16"]})})
+    plan = run_program(config)
+    (rule,) = plan.named("taly-dev-postgres-drill", "aws:ec2/securityGroup:SecurityGroup").inputs["ingress"]
+    assert (rule["fromPort"], rule["toPort"], rule["protocol"]) == (5432, 5432, "tcp")
+    assert rule["cidrBlocks"] == ["10.10.96.0/24", "10.99.0.0/16"] and not rule.get("securityGroups")
+    assert {r.id: r.status for r in evaluate(view_of(plan)).results}["sg-no-world-ingress"] == "pass"
+
+
 def test_prod_database_multi_az_protected_with_replicas_and_dr_copy(plans):
     plan = plans["prod"]
     primary = plan.named("taly-prod-postgres", RDS)

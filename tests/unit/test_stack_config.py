@@ -108,3 +108,20 @@ def test_public_endpoint_needs_an_allow_list(project_copy: Path) -> None:
 def test_unknown_environment(project_root: Path) -> None:
     with pytest.raises(StackConfigError, match="unknown environment 'qa'"):
         load_stack(project_root, "qa")
+
+
+@pytest.mark.parametrize("cidrs, problem", [
+    ("[0.0.0.0/0]", "must be private networks"),
+    ("[52.16.0.0/16]", "must be private networks"),
+    ("[10.10.96.1/24]", "not a CIDR block"),
+    ("[10.10.96.0/24, 10.10.96.0/24]", "distinct"),
+])
+def test_drill_client_cidrs_are_private_cidr_blocks(project_copy: Path, cidrs: str, problem: str) -> None:
+    _edit(project_copy, "dev", "backupRetentionDays: 7", f"backupRetentionDays: 7\n    drillClientCidrs: {cidrs}")
+    with pytest.raises(StackConfigError, match=problem) as err:
+        load_stack(project_copy, "dev")
+    assert err.value.key == "taly:database.drillClientCidrs"
+
+
+def test_drill_client_cidrs_default_to_none(project_root: Path) -> None:
+    assert all(load_stack(project_root, env).database.drill_client_cidrs == [] for env in ENVIRONMENTS)

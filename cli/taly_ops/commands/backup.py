@@ -1,7 +1,8 @@
-"""`taly backup create|list`: logical backups of an environment's database into its backups bucket."""
+"""`taly backup create|list`: logical backups into the backups bucket, and RDS snapshots in the cloud."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,27 +11,54 @@ import typer
 from ..render import Output, console, emit
 from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, progress
 
-app = TalyTyper(help="Logical backups (pg_dump from a consistent snapshot of the replica) with a verifiable manifest.",
+app = TalyTyper(help="Backups: logical (pg_dump from a consistent snapshot of the replica, with a verifiable manifest, "
+                     "every environment) and RDS snapshots of the primary (dev, staging, prod).",
                 no_args_is_help=True)
 
+
+class Kind(str, Enum):
+    logical = "logical"
+    snapshot = "snapshot"
+
+
+KIND_HELP = ("logical (default, every environment): pg_dump of the replica into the backups bucket with a manifest. "
+             "snapshot (dev, staging, prod only: the local estate's PostgreSQL is not RDS): an RDS manual snapshot "
+             "of the contract's primary, tagged taly:backup=true, taly:created-by=taly.")
 
 
 @app.command("create")
 def create(
     env: str = typer.Option(..., "--env", "-e", help=LOCAL_ONLY_ENV_HELP),
+    kind: Kind = typer.Option(Kind.logical, "--kind", "-k", help=KIND_HELP),
+    wait: bool = typer.Option(True, "--wait/--no-wait",
+                              help="snapshot: wait until RDS reports it available (default), or return once requested."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
 ) -> None:
-    """Dump the database (from the replica when there is one) and upload it with its manifest.
+    """Take a backup: a logical dump (default) or, in dev/staging/prod, an RDS snapshot of the primary.
 
-    The manifest (backups/<id>/manifest.json) holds the snapshot time, each file's sha256 and size, each
-    table's row count and content checksum at the snapshot, a schema fingerprint and the tool versions.
-    Exit 3 when the database or the backups bucket cannot be reached.
+    logical: the manifest (backups/<id>/manifest.json) holds the snapshot time, each file's sha256 and size,
+    each table's row count and content checksum at the snapshot, a schema fingerprint and the tool versions.
+    snapshot: JSON {kind, backup_id, snapshot_id, status, created_at, instance_id, arn, tags, ...}.
+    Exit 2 for a snapshot of the local environment, 3 when the database, RDS or the bucket cannot be reached.
     """
     from ..operations import backup as ops
-
     from ..operations.drill import Interrupted
 
+    if kind == Kind.snapshot:
+        from ..operations import rds_backup
+
+        if env == "local":  # exit 2 before looking for the local estate
+            rds_backup.require_cloud(env, "--kind snapshot")
+        environment = ops.resolve(env, state_dir)
+        try:
+            snap = rds_backup.create_snapshot(environment, wait=wait, progress=progress)
+        except Interrupted as exc:
+            typer.echo(f"interrupted by {exc}: the snapshot was requested and RDS keeps creating it "
+                       f"(`taly backup list --env {env}` shows it)", err=True)
+            raise typer.Exit(128 + exc.signum) from None
+        emit(output, snap, _snapshot_created)
+        return
     try:
         manifest = ops.create(ops.resolve(env, state_dir), progress=progress)
     except Interrupted as exc:
@@ -45,14 +73,22 @@ def list_(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
 ) -> None:
-    """Complete backups in the environment's bucket, oldest first.
+    """What can be restored: complete logical backups in the bucket, oldest first; in dev/staging/prod
+    also the primary's RDS snapshots (manual and automated) and its point-in-time window.
 
-    JSON: {"backups": [{backup_id, snapshot_at, source, total_bytes, files, tables, rows}]}.
+    JSON: {"backups": [{backup_id, snapshot_at, source, total_bytes, files, tables, rows}]}, plus for
+    dev/staging/prod "snapshots": [{snapshot_id, type, status, created_at, ...}] and "point_in_time":
+    {latest_restorable_time, earliest_restorable_time, backup_retention_days, restore_window, ...}.
     """
     from ..operations import backup as ops
 
-    backups = ops.list_backups(ops.resolve(env, state_dir))
-    emit(output, {"backups": backups}, lambda d: _list(d["backups"]))
+    environment = ops.resolve(env, state_dir)
+    data: dict[str, Any] = {"backups": ops.list_backups(environment)}
+    if not environment.is_local:
+        from ..operations import rds_backup
+
+        data |= rds_backup.restore_points(environment)
+    emit(output, data, _list_all)
 
 
 def _created(m: dict[str, Any]) -> None:
@@ -75,3 +111,36 @@ def _list(backups: list[dict[str, Any]]) -> None:
     for b in backups:
         t.add_row(b["backup_id"], b["snapshot_at"], b["source"], f"{b['total_bytes']:,}", str(b["tables"]), f"{b['rows']:,}")
     console().print(t)
+
+
+def _snapshot_created(s: dict[str, Any]) -> None:
+    console().print(f"RDS snapshot {s['snapshot_id']} of {s['instance_id']}: {s['status']}"
+                    + (f", created {s['created_at']}" if s.get("created_at") else "")
+                    + f" ({s.get('duration_seconds')}s)", highlight=False)
+
+
+def _list_all(d: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    _list(d["backups"])
+    if "snapshots" not in d:
+        return
+    out = console()
+    snaps = d["snapshots"]
+    if snaps:
+        t = Table(title=f"{len(snaps)} RDS snapshots of the primary", title_justify="left")
+        for col in ("snapshot", "type", "status", "created at", "by taly"):
+            t.add_column(col)
+        for s in snaps:
+            t.add_row(s["snapshot_id"], str(s["type"]), str(s["status"]), str(s["created_at"]),
+                      "yes" if s["created_by_taly"] else "")
+        out.print(t)
+    else:
+        out.print("no RDS snapshots of the primary")
+    p = d["point_in_time"]
+    if p["enabled"]:
+        out.print(f"point in time ({p['instance_id']}, retention {p['backup_retention_days']} days): "
+                  f"from {p['earliest_restorable_time'] or '?'} to {p['latest_restorable_time']}", highlight=False)
+    else:
+        out.print(f"no point-in-time restore for {p['instance_id']} (retention {p['backup_retention_days']} days)",
+                  highlight=False)

@@ -7,21 +7,32 @@ from typing import Any, Optional
 
 import typer
 
-from ..errors import VERDICT
+from ..errors import VERDICT, BadInput
 from ..render import Output, console, emit
 from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, progress
 
-app = TalyTyper(help="Restore drills: a backup restored into a scratch instance, verified, timed and torn down.",
+app = TalyTyper(help="Restore drills: a backup restored into a scratch instance, verified, timed and torn down. "
+                     "Logical backups restore into a scratch PostgreSQL on this machine (every environment); "
+                     "RDS snapshots and point-in-time restores into a scratch RDS instance (dev, staging, prod).",
                 no_args_is_help=True)
 
+FROM_HELP = ("What to restore. Logical (every environment; into a scratch PostgreSQL on this machine): latest "
+             "(default) or a backup id from `taly backup list` (backup ids begin with a digit). RDS (dev, staging, "
+             "prod; into a scratch RDS instance in the contract's drill-only security group): snapshot (the primary's "
+             "latest available snapshot), pitr (its latest restorable time), or an RDS snapshot id (they begin with "
+             "a letter).")
 
 
 @app.command("restore")
 def restore(
     env: str = typer.Option(..., "--env", "-e", help=LOCAL_ONLY_ENV_HELP),
-    from_: str = typer.Option("latest", "--from", help="latest, or a backup id from `taly backup list`."),
-    keep: bool = typer.Option(False, "--keep", help="Keep the scratch instance (remove it later with `taly drill reap`)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port for the scratch instance (default: a free one)."),
+    from_: str = typer.Option("latest", "--from", help=FROM_HELP),
+    keep: bool = typer.Option(False, "--keep", help="Keep the scratch instance (PostgreSQL or RDS; remove it later "
+                                                     "with `taly drill reap`)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Logical drills: the scratch PostgreSQL's port "
+                                                            "(default: a free one)."),
+    wait_minutes: float = typer.Option(120, "--wait-minutes", min=1,
+                                       help="RDS drills: how long the restored instance may take to become available."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="Drill spec (default runbooks/drills/cms.yaml)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write the verification as JUnit XML here."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
@@ -29,17 +40,35 @@ def restore(
 ) -> None:
     """Restore a backup into a fresh scratch instance, verify it and measure RPO and RTO.
 
-    Verifies file checksums, the schema fingerprint, per-table row counts and content checksums
-    against the backup's manifest, then the spec's invariants and smoke queries. The report goes to
-    drills/<drill_id>.json in the backups bucket. Exit 0 passed, 1 failed (verification or targets),
-    2 bad input (unknown backup id, a target that is a source), 3 unreachable (no backups bucket).
+    Logical: verifies file checksums, the schema fingerprint, per-table row counts and content checksums
+    against the backup's manifest, then the spec's invariants and smoke queries. RDS (snapshot, pitr, a
+    snapshot id): restores into taly-drill-<env>-<time>-<hex> (private, single-AZ, the drill security
+    group), then checks the schema against the source replica's and runs the invariants and smoke queries
+    on it; that needs a network path to the restored instance (run it from the ops runner in the VPC).
+    The scratch instance is deleted on success, failure, SIGTERM and Ctrl-C, unless --keep. The report
+    goes to drills/<drill_id>.json in the backups bucket. Exit 0 passed, 1 failed (verification or
+    targets), 2 bad input (unknown backup or snapshot, a target that is a source, no snapshot), 3
+    unreachable (no backups bucket, RDS not answering).
     """
     from ..operations import backup as backup_ops
     from ..operations import drill as ops
+    from ..operations import rds_drill
 
+    rds = rds_drill.is_rds_source(from_) and env != "local"
+    if env == "local" and from_ in rds_drill.KEYWORDS:
+        from ..operations.rds_backup import require_cloud
+
+        require_cloud(env, f"--from {from_}")
+    if rds and port is not None:
+        raise BadInput("--port is for logical drills (a scratch PostgreSQL on this machine); an RDS drill's "
+                       "instance listens where RDS puts it")
     try:
-        report = ops.restore(backup_ops.resolve(env, state_dir), from_, keep=keep, port=port, spec_path=spec,
-                             progress=progress)
+        if rds:
+            report = rds_drill.restore(backup_ops.resolve(env, state_dir), from_, keep=keep, spec_path=spec,
+                                       wait_minutes=wait_minutes, progress=progress)
+        else:
+            report = ops.restore(backup_ops.resolve(env, state_dir), from_, keep=keep, port=port, spec_path=spec,
+                                 progress=progress)
     except ops.Interrupted as exc:
         typer.echo(f"interrupted by {exc}: the scratch instance was torn down", err=True)
         raise typer.Exit(128 + exc.signum) from None
@@ -54,18 +83,28 @@ def restore(
 @app.command("reap")
 def reap(
     env: str = typer.Option(..., "--env", "-e", help=LOCAL_ONLY_ENV_HELP),
-    older_than: float = typer.Option(0.0, "--older-than", help="Only drills registered more than HOURS ago."),
+    older_than: float = typer.Option(0.0, "--older-than", min=0, help="Only drills started more than HOURS ago."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
 ) -> None:
     """Remove scratch instances that drills left behind (killed, or run with --keep).
 
-    JSON: {"reaped": [{drill_id, port, dir, instance_was_running, ...}], "skipped": [...]}.
+    Every environment: scratch PostgreSQL instances of logical drills on this machine. dev/staging/prod
+    also: RDS instances tagged taly:drill=true and named taly-drill-<env>-* (deleted without a final
+    snapshot), except those of a drill still running on this host.
+    JSON: {"reaped": [{drill_id, port, dir, instance_was_running, ...; RDS: kind "rds", instance_id,
+    status, deleted}], "skipped": [{drill_id, reason}], "unregistered_dirs": [...]}.
     """
     from ..operations import backup as backup_ops
     from ..operations import drill as ops
 
-    result = ops.reap(backup_ops.resolve(env, state_dir), older_than, progress=progress)
+    environment = backup_ops.resolve(env, state_dir)
+    if environment.is_local:
+        result = ops.reap(environment, older_than, progress=progress)
+    else:
+        from ..operations import rds_drill
+
+        result = rds_drill.reap(environment, older_than, progress=progress)
     emit(output, result, _reaped)
 
 
@@ -89,7 +128,10 @@ def _report(r: dict[str, Any]) -> None:
     out = console()
     ver, tg = r["verification"], r["targets"]
     colour = "green" if r["status"] == "passed" else "red"
-    out.print(f"[{colour}]{r['status'].upper()}[/{colour}] {r['drill_id']} restored backup {r['backup_id']} "
+    kind = r.get("restore_point_kind", "logical")
+    what = {"snapshot": f"RDS snapshot {r.get('snapshot_id')}", "pitr": "RDS point in time"}.get(kind,
+                                                                                             f"backup {r['backup_id']}")
+    out.print(f"[{colour}]{r['status'].upper()}[/{colour}] {r['drill_id']} restored {what} "
               f"(restore point {r['restore_point']})", highlight=False)
     out.print(f"RPO {r['rpo_seconds']}s (target {tg['rpo_seconds']}s, {'met' if tg['rpo_met'] else 'MISSED'});  "
               f"RTO {r['rto_seconds']}s (target {tg['rto_seconds']}s, {'met' if tg['rto_met'] else 'MISSED'})",
@@ -113,8 +155,10 @@ def _report(r: dict[str, Any]) -> None:
     if r.get("error"):
         out.print(f"[red]error:[/red] {r['error']}", highlight=False)
     c = r["cleanup"]
+    removed = (c.get("deleted") or not c.get("instance_existed", True)) if kind != "logical" else c.get("dir_removed")
     out.print("scratch instance kept: " + c.get("remove_with", "") if c.get("kept") else
-              f"scratch instance removed: {bool(c.get('dir_removed'))}", highlight=False)
+              f"scratch instance removed: {bool(removed)}" + (f" ({c['error']})" if c.get("error") else ""),
+              highlight=False)
     out.print(f"timings: {r['timings']}", highlight=False)
 
 
@@ -123,6 +167,10 @@ def _reaped(d: dict[str, Any]) -> None:
     if not d["reaped"]:
         out.print("nothing to reap")
     for r in d["reaped"]:
+        if r.get("kind") == "rds":
+            out.print(f"reaped RDS instance {r['instance_id']} (was {r['status']}, now {r.get('status_after')})",
+                      highlight=False)
+            continue
         out.print(f"reaped {r['drill_id']} (port {r['port']}, instance was {'running' if r['instance_was_running'] else 'stopped'})",
                   highlight=False)
     for s in d["skipped"]:
@@ -138,10 +186,10 @@ def _history(drills: list[dict[str, Any]]) -> None:
         console().print("no drills")
         return
     t = Table(title=f"{len(drills)} drills", title_justify="left")
-    for col in ("drill", "backup", "status", "RPO s", "RTO s"):
+    for col in ("drill", "kind", "restored", "status", "RPO s", "RTO s"):
         t.add_column(col)
     for d in drills:
         colour = "green" if d["status"] == "passed" else "red"
-        t.add_row(d["drill_id"], d["backup_id"], f"[{colour}]{d['status']}[/{colour}]", str(d["rpo_seconds"]),
-                  str(d["rto_seconds"]))
+        t.add_row(d["drill_id"], d.get("restore_point_kind") or "logical", str(d["backup_id"] or d.get("restore_point")),
+                  f"[{colour}]{d['status']}[/{colour}]", str(d["rpo_seconds"]), str(d["rto_seconds"]))
     console().print(t)

@@ -157,11 +157,26 @@ def seed(url: str, ports: dict[str, int], passwords: dict[str, str],
     check()
     rds = client_("rds")
     db_id, replica_id = f"{PREFIX}-db", f"{PREFIX}-db-replica-1"
+    # As database.py: the subnet group, and a drill-only security group (no ingress, no egress) that
+    # restore drills put their scratch instance in.
+    subnet_group = rds.create_db_subnet_group(
+        DBSubnetGroupName=f"{PREFIX}-postgres", DBSubnetGroupDescription="Taly local database subnets",
+        SubnetIds=subnets, Tags=tag_list)["DBSubnetGroup"]["DBSubnetGroupName"]
+    drill_sg = ec2.create_security_group(
+        GroupName=f"{PREFIX}-postgres-drill", VpcId=vpc,
+        Description=("Restore drills only: scratch PostgreSQL restored from a snapshot or a point in time; "
+                     "no access from the cluster"),
+        TagSpecifications=[{"ResourceType": "security-group",
+                            "Tags": tag_list + [{"Key": "Name", "Value": f"{PREFIX}-postgres-drill"},
+                                                {"Key": "purpose", "Value": "restore-drill"}]}])["GroupId"]
+    ec2.revoke_security_group_egress(GroupId=drill_sg, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     rds.create_db_instance(
         DBInstanceIdentifier=db_id, Engine="postgres", EngineVersion="15.7", DBInstanceClass="db.t4g.medium",
         AllocatedStorage=20, MasterUsername=USER, MasterUserPassword=passwords["postgres"], DBName=DATABASE,
         Port=ports["postgres-primary"], MultiAZ=False, StorageEncrypted=True, KmsKeyId=keys["data"],
-        BackupRetentionPeriod=7, DeletionProtection=False, Tags=tag_list,
+        BackupRetentionPeriod=7, DeletionProtection=False, DBSubnetGroupName=subnet_group, PubliclyAccessible=False,
+        Tags=tag_list,
     )
     rds.create_db_instance_read_replica(
         DBInstanceIdentifier=replica_id, SourceDBInstanceIdentifier=db_id, DBInstanceClass="db.t4g.medium",
@@ -250,7 +265,8 @@ def seed(url: str, ports: dict[str, int], passwords: dict[str, str],
         # Endpoints are the local servers; a replica's carries its own port, which differs from `port`.
         database={"primary_id": db_id, "primary_endpoint": HOST, "port": ports["postgres-primary"], "database": DATABASE,
                   "replica_ids": [replica_id], "replica_endpoints": [f"{HOST}:{ports['postgres-replica']}"],
-                  "multi_az": False, "master_secret_arn": secret_arns["database"]},
+                  "multi_az": False, "master_secret_arn": secret_arns["database"],
+                  "subnet_group_name": subnet_group, "drill_security_group_id": drill_sg},
         cache={"replication_group_id": cache["ReplicationGroupId"], "primary_endpoint": HOST,
                "reader_endpoint": f"{HOST}:{ports['redis-replica']}", "port": ports["redis-primary"],
                "automatic_failover": True, "auth_secret_arn": secret_arns["cache"]},

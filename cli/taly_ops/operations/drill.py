@@ -27,6 +27,7 @@ Progress = Callable[[str], None]
 DRILLS_DIR = "drills"
 REGISTRY = "registry.json"
 SPEC = Path("runbooks") / "drills" / "cms.yaml"
+SCRATCH_PREFIXES = ("drill-", "refresh-")  # scratch instances in the registry: drills and `taly data refresh`
 
 
 def _noop(line: str) -> None:
@@ -153,7 +154,8 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
     rpo_seconds = (started - snapshot_at).total_seconds()
     report: dict[str, Any] = {
         "drill_id": drill_id, "environment": env.name, "status": "failed", "backup_id": backup_id,
-        "restore_point": manifest["snapshot"]["at"], "started_at": iso(started), "finished_at": None,
+        "restore_point_kind": "logical", "restore_point": manifest["snapshot"]["at"], "started_at": iso(started),
+        "finished_at": None,
         "source": manifest["source"], "target": {"name": drill_id, "host": host, "port": port, "kind": "scratch postgres"},
         "rpo_seconds": round(rpo_seconds, 1), "rto_seconds": None,
         "targets": {"rpo_seconds": env.targets["rpo_minutes"] * 60, "rto_seconds": env.targets["rto_minutes"] * 60,
@@ -165,11 +167,7 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
     }
     inputs = {"from": backup, "backup_id": backup_id, "keep": keep, "port": port, "spec": str(spec_path)}
     root = _drills_dir(env) / drill_id
-    with _registry(env) as reg:
-        reg["drills"][drill_id] = {"drill_id": drill_id, "backup_id": backup_id, "dir": str(root), "port": port,
-                                   "owner_pid": os.getpid(), "owner_start_time": supervisor.start_time(os.getpid()),
-                                   "pid": None, "start_time": None, "pgid": None, "keep": keep,
-                                   "registered_at": iso(started)}
+    register_scratch(env, drill_id, backup_id=backup_id, root=root, port=port, keep=keep)
     audit.record(env.state_dir, "drill.restore.start", env.name, inputs=inputs, outcome="started",
                  before={"registry": "registered"}, after={"drill_id": drill_id, "target": report["target"]})
     progress(f"drill {drill_id}: restoring backup {backup_id} (restore point {manifest['snapshot']['at']}, "
@@ -193,16 +191,31 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
         finally:
             flags["shielded"] = True
             report["cleanup"] = _teardown(env, drill_id, keep and interrupted is None, progress, spawned)
+    finish(env, report, t0=t0, inputs=inputs, interrupted=interrupted is not None, progress=progress,
+           before={"backup_id": backup_id, "restore_point": report["restore_point"]})
+    if interrupted is not None:
+        raise interrupted
+    if raise_after is not None:
+        raise raise_after
+    return report
+
+
+def finish(env: Environment, report: dict[str, Any], *, t0: float, inputs: dict[str, Any], before: dict[str, Any],
+           interrupted: bool, progress: Progress) -> None:
+    """The verdict (verification, RPO and RTO against their targets), then the report to the bucket and the audit log."""
+    from .. import audit
+
     report["timings"]["total_seconds"] = round(time.monotonic() - t0, 2)
     report["finished_at"] = iso(now())
     ver = report["verification"]
     tg = report["targets"]
-    tg["rpo_met"] = report["rpo_seconds"] <= tg["rpo_seconds"]
+    tg["rpo_met"] = report["rpo_seconds"] is not None and report["rpo_seconds"] <= tg["rpo_seconds"]
     tg["rto_met"] = report["rto_seconds"] is not None and report["rto_seconds"] <= tg["rto_seconds"]
     passed = ver["passed"] and tg["rpo_met"] and tg["rto_met"] and not report["error"]
     report["status"] = "passed" if passed else "failed"
     if report["cleanup"].get("kept"):
-        report["cleanup"]["remove_with"] = f"taly drill reap --env {env.name}"
+        report["cleanup"].setdefault("remove_with", f"taly drill reap --env {env.name}")
+    drill_id = report["drill_id"]
     try:
         env.store.put_json(f"{DRILLS_PREFIX}{drill_id}.json", report)
         report["report_key"] = f"s3://{env.store.bucket}/{DRILLS_PREFIX}{drill_id}.json"
@@ -210,16 +223,10 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
         report["report_key"] = None
         progress(f"warning: the drill report could not be stored in the bucket: {exc}")
     audit.record(env.state_dir, "drill.restore", env.name, inputs=inputs,
-                 outcome="interrupted" if interrupted else report["status"],
-                 before={"backup_id": backup_id, "restore_point": report["restore_point"]},
+                 outcome="interrupted" if interrupted else report["status"], before=before,
                  after={"drill_id": drill_id, "rpo_seconds": report["rpo_seconds"], "rto_seconds": report["rto_seconds"],
                         "cleanup": report["cleanup"], "report": report.get("report_key")},
                  detail={"error": report["error"]} if report["error"] else None)
-    if interrupted is not None:
-        raise interrupted
-    if raise_after is not None:
-        raise raise_after
-    return report
 
 
 def _run(env: Environment, manifest: dict[str, Any], spec: dict[str, Any], root: Path, port: int, drill_id: str,
@@ -239,27 +246,8 @@ def _run(env: Environment, manifest: dict[str, Any], spec: dict[str, Any], root:
     # 1. Download, and check every file against the manifest before anything reads it.
     download = root / "download"
     download.mkdir(mode=0o700)
-    files = manifest["files"]
-    say(f"downloading {len(files)} files ({manifest['total_bytes']:,} bytes)")
-    for i, f in enumerate(files, 1):
-        key = f"{BACKUPS_PREFIX}{manifest['backup_id']}/dump/{f['path']}"
-        try:
-            env.store.download_file(key, download / f["path"], progress=lambda line, i=i: progress(f"  [{i}/{len(files)}]{line}"),
-                                    size=f["size"])
-        except KeyError:
-            ver["files"].append({"file": f["path"], "passed": False, "problem": "missing from the bucket"})
-    got = {p: (size, digest) for p, size, digest in pgt.file_digests(download)}
-    for f in files:
-        if f["path"] not in got:
-            continue
-        size, digest = got[f["path"]]
-        ok = size == f["size"] and digest == f["sha256"]
-        entry = {"file": f["path"], "passed": ok, "expected_sha256": f["sha256"], "sha256": digest,
-                 "expected_size": f["size"], "size": size}
-        if not ok:
-            entry["problem"] = "sha256 mismatch" if size == f["size"] else "size mismatch"
-        ver["files"].append(entry)
-    ver["files_passed"] = all(e["passed"] for e in ver["files"]) and len(ver["files"]) == len(files)
+    say(f"downloading {len(manifest['files'])} files ({manifest['total_bytes']:,} bytes)")
+    ver["files"], ver["files_passed"] = download_verified(env, manifest, download, progress)
     timings["download_seconds"] = round(time.monotonic() - lap, 2)
     if not ver["files_passed"]:
         bad = ", ".join(f"{e['file']} ({e['problem']})" for e in ver["files"] if not e["passed"])
@@ -270,12 +258,7 @@ def _run(env: Environment, manifest: dict[str, Any], spec: dict[str, Any], root:
     # 2. A fresh instance, registered before it starts.
     lap = time.monotonic()
     say(f"initdb and start the scratch instance {drill_id} on 127.0.0.1:{port}")
-    scratch_postgres.initdb(scratch)
-    spawned = scratch_postgres.spawn(scratch)
-    spawned_out.update(pid=spawned.pid, start_time=spawned.start_time, pgid=spawned.pgid)
-    with _registry(env) as reg:
-        reg["drills"][drill_id].update(pid=spawned.pid, start_time=spawned.start_time, pgid=spawned.pgid)
-    scratch_postgres.wait_ready(scratch)
+    start_scratch(env, drill_id, scratch, spawned_out)
     target = pgt.Endpoint("127.0.0.1", port, USER, scratch.password, manifest["source"]["database"], "drill")
     if target.address in {f"{h}:{p}" for h, p in env.source_addresses()}:
         raise BadInput(f"the drill target {target.address} is a source endpoint")  # never restore over a source
@@ -301,30 +284,104 @@ def _run(env: Environment, manifest: dict[str, Any], spec: dict[str, Any], root:
     lap = time.monotonic()
     say("verifying schema, row counts, checksums, invariants and smoke queries")
     with pgt.connect(target) as conn:
-        schema = pgt.schema_fingerprint(conn)
-        expected = manifest["schema"]
-        differ = sorted(t for t in set(schema["tables"]) | set(expected["tables"])
-                        if schema["tables"].get(t) != expected["tables"].get(t))
-        ver["schema_passed"] = schema["fingerprint"] == expected["fingerprint"]
-        ver["schema"] = {"expected_fingerprint": expected["fingerprint"], "fingerprint": schema["fingerprint"],
-                         "differing_tables": differ}
-        stats = pgt.table_stats(conn)
-        for table in sorted(set(stats) | set(manifest["tables"])):
-            exp, got_t = manifest["tables"].get(table, {}), stats.get(table, {})
-            ver["tables"].append({"table": table, "expected_rows": exp.get("rows"), "rows": got_t.get("rows"),
-                                  "expected_checksum": exp.get("checksum"), "checksum": got_t.get("checksum"),
-                                  "passed": bool(exp) and exp.get("rows") == got_t.get("rows")
-                                  and exp.get("checksum") == got_t.get("checksum")})
-        for inv in spec.get("invariants", []):
-            ver["invariants"].append(_invariant(conn, inv))
-        for q in spec.get("smoke", []):
-            ver["smoke"].append(_smoke(conn, q))
-    ver["passed"] = (ver["files_passed"] and ver["schema_passed"] and all(t["passed"] for t in ver["tables"])
-                     and all(i["passed"] for i in ver["invariants"]) and all(s["passed"] for s in ver["smoke"]))
+        checks_passed = verify_database(conn, spec, ver, expected_schema=manifest["schema"],
+                                        expected_tables=manifest["tables"])
+    ver["passed"] = ver["files_passed"] and checks_passed
     timings["verify_seconds"] = round(time.monotonic() - lap, 2)
     report["rto_seconds"] = round(time.monotonic() - t0, 2)
     say(f"verification {'passed' if ver['passed'] else 'FAILED'}; RTO {report['rto_seconds']:.1f}s")
     return scratch
+
+
+def download_verified(env: Environment, manifest: dict[str, Any], download: Path, progress: Progress,
+                      only: set[str] | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """Download a logical backup's files (or only those named) and check each against the manifest's sha256.
+
+    Returns (one entry per file: passed, and the problem when not; all passed). Used by drills and by
+    `taly data refresh`; nothing may read a file before this has passed.
+    """
+    from ..adapters import postgres_tools as pgt
+
+    files = [f for f in manifest["files"] if only is None or f["path"] in only]
+    report: list[dict[str, Any]] = []
+    for i, f in enumerate(files, 1):
+        key = f"{BACKUPS_PREFIX}{manifest['backup_id']}/dump/{f['path']}"
+        try:
+            env.store.download_file(key, download / f["path"], progress=lambda line, i=i: progress(f"  [{i}/{len(files)}]{line}"),
+                                    size=f["size"])
+        except KeyError:
+            report.append({"file": f["path"], "passed": False, "problem": "missing from the bucket"})
+    got = {p: (size, digest) for p, size, digest in pgt.file_digests(download)}
+    for f in files:
+        if f["path"] not in got:
+            continue
+        size, digest = got[f["path"]]
+        ok = size == f["size"] and digest == f["sha256"]
+        entry = {"file": f["path"], "passed": ok, "expected_sha256": f["sha256"], "sha256": digest,
+                 "expected_size": f["size"], "size": size}
+        if not ok:
+            entry["problem"] = "sha256 mismatch" if size == f["size"] else "size mismatch"
+        report.append(entry)
+    return report, all(e["passed"] for e in report) and len(report) == len(files)
+
+
+def register_scratch(env: Environment, scratch_id: str, *, backup_id: str, root: Path, port: int,
+                     keep: bool = False) -> None:
+    """Record a scratch instance in the registry before anything starts (drills and data refreshes alike)."""
+    from ..local import supervisor
+
+    with _registry(env) as reg:
+        reg["drills"][scratch_id] = {"drill_id": scratch_id, "backup_id": backup_id, "dir": str(root), "port": port,
+                                     "owner_pid": os.getpid(), "owner_start_time": supervisor.start_time(os.getpid()),
+                                     "pid": None, "start_time": None, "pgid": None, "keep": keep,
+                                     "registered_at": iso(now())}
+
+
+def start_scratch(env: Environment, scratch_id: str, scratch: Any, spawned_out: dict[str, Any]) -> None:
+    """initdb and start a registered scratch instance; its pid reaches the registry before it is waited for."""
+    from ..local import scratch_postgres
+
+    scratch_postgres.initdb(scratch)
+    spawned = scratch_postgres.spawn(scratch)
+    spawned_out.update(pid=spawned.pid, start_time=spawned.start_time, pgid=spawned.pgid)
+    with _registry(env) as reg:
+        reg["drills"][scratch_id].update(pid=spawned.pid, start_time=spawned.start_time, pgid=spawned.pgid)
+    scratch_postgres.wait_ready(scratch)
+
+
+def verify_database(conn, spec: dict[str, Any], ver: dict[str, Any], *, expected_schema: dict[str, Any] | None,
+                    expected_tables: dict[str, Any] | None, schema_error: str | None = None) -> bool:
+    """Check a restored database; fills ver's schema, tables, invariants and smoke; True when all passed.
+
+    expected_schema is a schema_fingerprint() (a backup's manifest, or the source's current one; None when it
+    could not be read, schema_error saying why); expected_tables a manifest's per-table rows and checksums,
+    or None when there are none to compare (an RDS snapshot or point-in-time restore).
+    """
+    from ..adapters import postgres_tools as pgt
+
+    schema = pgt.schema_fingerprint(conn)
+    expected = expected_schema or {"fingerprint": None, "tables": {}}
+    differ = sorted(t for t in set(schema["tables"]) | set(expected["tables"])
+                    if schema["tables"].get(t) != expected["tables"].get(t)) if expected_schema else []
+    ver["schema_passed"] = expected_schema is not None and schema["fingerprint"] == expected["fingerprint"]
+    ver["schema"] = {"expected_fingerprint": expected["fingerprint"], "fingerprint": schema["fingerprint"],
+                     "differing_tables": differ}
+    if expected_schema is None:
+        ver["schema"]["error"] = schema_error or "no expected schema"
+    if expected_tables is not None:
+        stats = pgt.table_stats(conn)
+        for table in sorted(set(stats) | set(expected_tables)):
+            exp, got_t = expected_tables.get(table, {}), stats.get(table, {})
+            ver["tables"].append({"table": table, "expected_rows": exp.get("rows"), "rows": got_t.get("rows"),
+                                  "expected_checksum": exp.get("checksum"), "checksum": got_t.get("checksum"),
+                                  "passed": bool(exp) and exp.get("rows") == got_t.get("rows")
+                                  and exp.get("checksum") == got_t.get("checksum")})
+    for inv in spec.get("invariants", []):
+        ver["invariants"].append(_invariant(conn, inv))
+    for q in spec.get("smoke", []):
+        ver["smoke"].append(_smoke(conn, q))
+    return (ver["schema_passed"] and all(t["passed"] for t in ver["tables"])
+            and all(i["passed"] for i in ver["invariants"]) and all(s["passed"] for s in ver["smoke"]))
 
 
 def _invariant(conn, inv: dict[str, Any]) -> dict[str, Any]:
@@ -427,7 +484,8 @@ def reap(env: Environment, older_than_hours: float = 0.0, progress: Progress = _
     # Directories no registry entry knows of (a drill killed between mkdir and registering cannot happen,
     # but a hand-deleted registry can): listed, not deleted.
     known = set(registry_entries(env))
-    strays = sorted(str(p) for p in (env.state_dir / DRILLS_DIR).glob("drill-*") if p.is_dir() and p.name not in known)
+    strays = sorted(str(p) for p in (env.state_dir / DRILLS_DIR).iterdir()
+                    if p.is_dir() and p.name.startswith(SCRATCH_PREFIXES) and p.name not in known)
     result = {"environment": env.name, "reaped": reaped, "skipped": skipped, "unregistered_dirs": strays}
     audit.record(env.state_dir, "drill.reap", env.name, inputs={"older_than_hours": older_than_hours},
                  outcome="ok", after={"reaped": [r["drill_id"] for r in reaped]})
@@ -448,6 +506,7 @@ def history(env: Environment) -> list[dict[str, Any]]:
         except (KeyError, ValueError):
             continue
         out.append({"drill_id": r.get("drill_id"), "backup_id": r.get("backup_id"), "status": r.get("status"),
+                    "restore_point_kind": r.get("restore_point_kind", "logical"), "restore_point": r.get("restore_point"),
                     "started_at": r.get("started_at"), "rpo_seconds": r.get("rpo_seconds"),
                     "rto_seconds": r.get("rto_seconds"), "targets": r.get("targets"),
                     "verification_passed": (r.get("verification") or {}).get("passed"), "error": r.get("error")})
@@ -482,7 +541,7 @@ def junit_xml(report: dict[str, Any]) -> bytes:
                        failures=str(failures), errors="0", time=str(report["timings"].get("total_seconds", 0)),
                        timestamp=report["started_at"])
     props = ET.SubElement(suite, "properties")
-    for k in ("drill_id", "backup_id", "restore_point", "rpo_seconds", "rto_seconds", "status"):
+    for k in ("drill_id", "backup_id", "restore_point_kind", "restore_point", "rpo_seconds", "rto_seconds", "status"):
         ET.SubElement(props, "property", name=k, value=str(report.get(k)))
     for classname, name, passed, message in cases:
         case = ET.SubElement(suite, "testcase", classname=f"drill.{classname}", name=name)

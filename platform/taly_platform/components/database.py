@@ -1,5 +1,9 @@
 """RDS PostgreSQL: encrypted, TLS-only, in the database subnets, reachable only from the cluster.
 
+Restore drills (`taly drill restore --from snapshot|pitr`) put their scratch instance into the same
+subnet group but a security group of their own, which the cluster cannot reach: 5432 only from the
+stack's `database.drillClientCidrs` (none by default), no egress.
+
 Multi-AZ, read replicas, deletion protection, the final snapshot and cross-region replication of
 automated backups (DR, RPO < 1 h) all come from stack config. The master password is generated
 (see `secrets`), not RDS-managed: RDS-managed master passwords cannot be combined with replicas.
@@ -41,6 +45,15 @@ class Database(pulumi.ComponentResource):
         major = cfg.engine_version.split(".")[0]
 
         subnets = aws.rds.SubnetGroup(f"{n}-postgres", subnet_ids=args.subnet_ids, tags=tags, opts=child(self))
+        self.subnet_group = subnets
+        self.drill_security_group = aws.ec2.SecurityGroup(
+            f"{n}-postgres-drill", vpc_id=args.vpc_id,
+            description=("Restore drills only: scratch PostgreSQL restored from a snapshot or a point in time; "
+                         "no access from the cluster"),
+            ingress=[{"protocol": "tcp", "from_port": 5432, "to_port": 5432, "cidr_blocks": list(cfg.drill_client_cidrs),
+                      "description": "PostgreSQL from the drill runners"}] if cfg.drill_client_cidrs else [],
+            egress=[], tags={**tags, "Name": f"{n}-postgres-drill", "purpose": "restore-drill"}, opts=child(self),
+        )
         self.security_group = cluster_only_security_group(
             self, f"{n}-postgres", vpc_id=args.vpc_id, client_security_group_id=args.client_security_group_id,
             ports={5432: "PostgreSQL from the EKS cluster"}, description="PostgreSQL from the EKS cluster only", tags=tags,

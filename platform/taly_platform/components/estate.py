@@ -133,6 +133,7 @@ class Estate:
                 "database": c.database.database_name, "replica_ids": [r.identifier for r in db.replicas],
                 "replica_endpoints": db.replica_endpoints, "multi_az": c.database.multi_az,
                 "master_secret_arn": self.secrets.credentials["database"].arn,
+                "subnet_group_name": db.subnet_group.name, "drill_security_group_id": db.drill_security_group.id,
             },
             "cache": {
                 "replication_group_id": cache.group.replication_group_id, "primary_endpoint": cache.primary_endpoint,

@@ -1,0 +1,480 @@
+"""Restore drills against RDS: a snapshot or a point in time of the primary, restored into a scratch instance.
+
+The restore point is the latest available snapshot of the contract's primary (`snapshot`), its
+LatestRestorableTime (`pitr`), or a named snapshot; RPO is the drill's start minus the restore
+point. The scratch instance, `taly-drill-<env>-<yyyymmdd>t<hhmmss>-<hex>`, goes into the contract's
+DB subnet group and its drill-only security group, private, single-AZ, without deletion protection
+or backups, tagged taly:drill=true. Once available it is verified over TLS with the master
+credentials (Secrets Manager): the schema fingerprint against the source replica's current one, the
+invariants and smoke queries of the drill spec (drill.verify_database). RTO is the drill's start
+to a verified restore. The instance is deleted (no final snapshot, automated backups too) whatever
+happens: success, failure, SIGTERM, Ctrl-C; with --keep it stays, and `taly drill reap` removes it.
+
+The data checks connect to the restored instance, so a cloud drill verifies only where that
+instance answers: inside the VPC, from a network the stack's database.drillClientCidrs admits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import BadInput, Unreachable
+from .backup import Environment, iso, now
+from .drill import SPEC, Interrupted, _signals_raise, finish, load_spec, verify_database
+
+Progress = Callable[[str], None]
+KEYWORDS = ("snapshot", "pitr")
+WAIT_MINUTES = 120            # how long a restore may take to become available
+TEARDOWN_WAIT_SECONDS = 1800  # how long to wait for an instance that cannot be deleted yet (still creating)
+HOLD_ENV = "TALY_DRILL_HOLD_SECONDS"
+
+
+def _noop(line: str) -> None:
+    pass
+
+
+def is_rds_source(source: str) -> bool:
+    """`snapshot`, `pitr` or an RDS snapshot identifier (they begin with a letter; logical backup ids with a digit)."""
+    return source in KEYWORDS or (bool(source) and source[0].isalpha() and source != "latest")
+
+
+def new_drill_id(env: str, t: dt.datetime) -> str:
+    """taly-drill-<env>-<yyyymmdd>t<hhmmss>-<hex>: also the scratch instance's identifier (lower case, as RDS keeps it)."""
+    return f"taly-drill-{env}-{t.strftime('%Y%m%dt%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def owner_tag() -> str:
+    from ..local import supervisor
+
+    return f"{socket.gethostname()}:{os.getpid()}:{supervisor.start_time(os.getpid()) or 0}"
+
+
+def _owner_alive(tag: str | None) -> int | None:
+    """The pid of the drill that owns an instance, if it runs on this host and still lives."""
+    from ..local import supervisor
+
+    try:
+        host, pid, started = (tag or "").rsplit(":", 2)
+        pid_i, started_i = int(pid), int(started)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    return pid_i if supervisor.alive(pid_i, started_i or None) else None
+
+
+# --- the restore point ------------------------------------------------------------------------------
+
+def choose_restore_point(env: Environment, rds, source: str, started: dt.datetime) -> dict[str, Any]:
+    """{"kind": snapshot|pitr, "at": datetime, "snapshot_id": ..., "rpo_seconds": ...}; BadInput when there is none."""
+    from ..adapters import rds as rds_api
+    from .rds_backup import point_in_time, primary
+
+    db = env.contract.database
+    inst = primary(env, rds)
+    hint_list = f"`taly backup list --env {env.name}` lists the snapshots and the point-in-time window"
+    if source == "pitr":
+        window = point_in_time(inst, rds_api.automated_backups(rds, db.primary_id))
+        latest = rds_api.utc(inst.get("LatestRestorableTime"))
+        if latest is None or not window["enabled"]:
+            raise BadInput(f"{db.primary_id} has no point-in-time window (BackupRetentionPeriod="
+                           f"{window['backup_retention_days']}, LatestRestorableTime={iso(latest)})",
+                           hint="automated backups must be on (taly:database.backupRetentionDays)")
+        point = {"kind": "pitr", "at": latest, "snapshot_id": None, "window": window}
+    else:
+        if source == "snapshot":
+            ready = [s for s in rds_api.snapshots(rds, db.primary_id) if s.get("Status") == "available"]
+            if not ready:
+                raise BadInput(f"{db.primary_id} has no available snapshot",
+                               hint=f"take one with `taly backup create --env {env.name} --kind snapshot`")
+            snap = ready[-1]
+        else:
+            try:
+                snap = rds_api.snapshot(rds, source)
+            except rds_api.NotFound:
+                raise BadInput(f"unknown snapshot '{source}': RDS in {env.contract.region} has no such DB snapshot; "
+                               f"--from takes snapshot, pitr, a snapshot id or (logical) latest or a backup id",
+                               hint=hint_list) from None
+            if (snap.get("DBInstanceIdentifier") or "").lower() != db.primary_id.lower():
+                raise BadInput(f"snapshot {source} is of {snap.get('DBInstanceIdentifier')}, not of {env.name}'s "
+                               f"primary {db.primary_id}", hint=hint_list)
+            if snap.get("Status") != "available":
+                raise BadInput(f"snapshot {source} is {snap.get('Status')}, not available", hint=hint_list)
+        point = {"kind": "snapshot", "at": rds_api.utc(snap["SnapshotCreateTime"]),
+                 "snapshot_id": snap["DBSnapshotIdentifier"], "snapshot_type": snap.get("SnapshotType")}
+    # A restore point read after the drill started (pitr: RDS's clock) is no data loss, not a negative one.
+    point["rpo_seconds"] = round(max(0.0, (started - point["at"]).total_seconds()), 1)
+    return point
+
+
+def _sources(env: Environment) -> dict[str, tuple[str, int]]:
+    """The contract's database endpoints (and the resolved primary/replica), name -> (host lower-cased, port)."""
+    from ..health.target import Endpoint as HostPort
+
+    db = env.contract.database
+    out = {db.primary_id: (db.primary_endpoint.lower(), int(db.port))}
+    for rid, ep in zip(db.replica_ids, db.replica_endpoints):
+        hp = HostPort.parse(ep, db.port)
+        out[rid] = (hp.host.lower(), hp.port)
+    for ep in (env.primary, env.replica):
+        if ep is not None:
+            out.setdefault(f"{ep.role} endpoint", (str(ep.host).lower(), int(ep.port)))
+    return out
+
+
+def refuse_target(env: Environment, target_id: str) -> None:
+    db = env.contract.database
+    protected = {db.primary_id.lower(), *(r.lower() for r in db.replica_ids)}
+    if target_id.lower() in protected:
+        raise BadInput(f"the drill's target instance {target_id} is a source of {env.name} "
+                       f"(primary {db.primary_id}, replicas {', '.join(db.replica_ids) or 'none'}); refusing to restore")
+
+
+def _master_credentials(env: Environment) -> tuple[str, str]:
+    arn = env.contract.database.master_secret_arn
+    try:
+        data = json.loads(env.aws_client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
+        return data["username"], data["password"]
+    except Exception as exc:  # noqa: BLE001 - botocore's errors, a malformed secret: one line, exit 3
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise Unreachable(f"cannot read the master credentials of {env.name} ({arn}): {type(exc).__name__}: {text}"[:400],
+                          hint="the drill verifies the restored instance with them") from None
+
+
+# --- the drill --------------------------------------------------------------------------------------
+
+def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Path | None = None,
+            wait_minutes: float = WAIT_MINUTES, progress: Progress = _noop) -> dict[str, Any]:
+    """Run one RDS drill; returns its report (status passed|failed), the local drill's shape plus RDS details.
+
+    Before anything is created, BadInput (exit 2: no such snapshot, no window, a target that is a source,
+    a contract without the drill's subnet group or security group) or Unreachable (exit 3). During the
+    drill they are raised after the teardown and the report, and so is Interrupted (SIGTERM/SIGINT).
+    """
+    from .. import audit
+    from ..adapters import rds as rds_api
+    from ..project import project_root
+    from .rds_backup import require_cloud
+
+    require_cloud(env, f"--from {source}")
+    t0 = time.monotonic()
+    started = now()
+    spec_path = spec_path or project_root() / SPEC
+    spec = load_spec(spec_path)
+    db = env.contract.database
+    if not db.subnet_group_name or not db.drill_security_group_id:
+        raise BadInput(f"the {env.name} contract names no DB subnet group or drill security group for the scratch "
+                       "instance", hint=f"pulumi up the stack, then pulumi stack output --stack {env.name} --json "
+                                        f"> contracts/{env.name}.json")
+    rds = env.aws_client("rds")
+    point = choose_restore_point(env, rds, source, started)
+    drill_id = target_id = new_drill_id(env.name, started)
+    refuse_target(env, target_id)
+    if rds_api.instance(rds, target_id) is not None:
+        raise BadInput(f"an RDS instance named {target_id} already exists; refusing to restore over it")
+    credentials = _master_credentials(env)
+    rpo = point["rpo_seconds"]
+
+    tags = {"taly:drill": "true", "taly:drill-id": drill_id, "taly:environment": env.name,
+            "taly:started-at": iso(started), "taly:owner": owner_tag(), "taly:restore-point-kind": point["kind"]}
+    if point["snapshot_id"]:
+        tags["taly:source-snapshot"] = point["snapshot_id"]
+    settings = rds_api.scratch_settings(subnet_group=db.subnet_group_name,
+                                        security_group_id=db.drill_security_group_id, tags=tags)
+    report: dict[str, Any] = {
+        "drill_id": drill_id, "environment": env.name, "status": "failed", "backup_id": point["snapshot_id"],
+        "restore_point_kind": point["kind"], "restore_point": iso(point["at"]), "snapshot_id": point["snapshot_id"],
+        "started_at": iso(started), "finished_at": None,
+        "source": {"instance_id": db.primary_id, "role": "primary", "database": db.database,
+                   "schema_from": env.source.public() if env.source is not None else None},
+        "target": {"name": target_id, "instance_id": target_id, "host": None, "port": None, "kind": "rds scratch instance",
+                   "subnet_group": db.subnet_group_name, "security_group_id": db.drill_security_group_id,
+                   "publicly_accessible": False, "multi_az": False, "tags": tags},
+        "rpo_seconds": rpo, "rto_seconds": None,
+        "targets": {"rpo_seconds": env.targets["rpo_minutes"] * 60, "rto_seconds": env.targets["rto_minutes"] * 60,
+                    "source": env.targets.get("source"), "rpo_met": None, "rto_met": None},
+        "timings": {}, "spec": str(spec_path),
+        "verification": {"method": "schema of the source replica now, invariants and smoke queries, on the restored "
+                                   "instance (an RDS restore has no manifest: no file or per-table checks)",
+                         "files": [], "files_passed": None, "schema_passed": False, "schema": {}, "tables": [],
+                         "invariants": [], "smoke": [], "passed": False, "error": None},
+        "cleanup": {}, "error": None,
+    }
+    inputs = {"from": source, "restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
+              "restore_point": iso(point["at"]), "keep": keep, "spec": str(spec_path), "target": target_id}
+    audit.record(env.state_dir, "drill.restore.start", env.name, inputs=inputs, outcome="started",
+                 before={"source": db.primary_id}, after={"drill_id": drill_id, "target": report["target"]})
+    what = f"snapshot {point['snapshot_id']}" if point["kind"] == "snapshot" else f"{db.primary_id} at {iso(point['at'])}"
+    progress(f"drill {drill_id}: restoring {what} (RPO {rpo:.0f}s) into the scratch RDS instance {target_id} "
+             f"(subnet group {db.subnet_group_name}, security group {db.drill_security_group_id})")
+    interrupted: Interrupted | None = None
+    raise_after: BadInput | Unreachable | None = None
+    requested = {"sent": False}
+    with _signals_raise() as flags:
+        try:
+            try:
+                _run(env, rds, point, target_id, settings, credentials, spec, report, t0, wait_minutes, progress,
+                     requested)
+            except Interrupted as exc:
+                interrupted = exc
+                report["error"] = f"interrupted by {exc}"
+                progress(f"drill {drill_id}: interrupted by {exc}; deleting the scratch instance")
+            except (BadInput, Unreachable) as exc:
+                raise_after = exc
+                report["error"] = exc.message
+            except Exception as exc:  # noqa: BLE001 - a failed drill is a report, not a traceback
+                report["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            flags["shielded"] = True
+            report["cleanup"] = _teardown(env, rds, target_id, keep=keep and interrupted is None and requested["sent"],
+                                          progress=progress)
+    if report["cleanup"].get("kept"):
+        report["cleanup"]["remove_with"] = (
+            f"taly drill reap --env {env.name}  (or: aws rds delete-db-instance --db-instance-identifier {target_id} "
+            f"--skip-final-snapshot --delete-automated-backups --region {env.contract.region})")
+    finish(env, report, t0=t0, inputs=inputs, interrupted=interrupted is not None, progress=progress,
+           before={"restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
+                   "restore_point": report["restore_point"]})
+    if interrupted is not None:
+        raise interrupted
+    if raise_after is not None:
+        raise raise_after
+    return report
+
+
+def _run(env: Environment, rds, point: dict[str, Any], target_id: str, settings: dict[str, Any],
+         credentials: tuple[str, str], spec: dict[str, Any], report: dict[str, Any], t0: float, wait_minutes: float,
+         progress: Progress, requested: dict[str, bool]) -> None:
+    from .. import audit
+    from ..adapters import postgres_tools as pgt
+    from ..adapters import rds as rds_api
+
+    timings, ver = report["timings"], report["verification"]
+    db = env.contract.database
+
+    def say(msg: str) -> None:
+        progress(f"{time.monotonic() - t0:5.1f}s  {msg}")
+
+    # 1. Ask RDS for the scratch instance. From here on the teardown deletes `target_id`, whatever happens.
+    lap = time.monotonic()
+    requested["sent"] = True
+    call = "RestoreDBInstanceFromDBSnapshot" if point["kind"] == "snapshot" else "RestoreDBInstanceToPointInTime"
+    try:
+        if point["kind"] == "snapshot":
+            inst = rds_api.restore_from_snapshot(rds, target_id, point["snapshot_id"], settings)
+        else:
+            inst = rds_api.restore_to_point_in_time(rds, db.primary_id, target_id, point["at"], settings)
+    except BaseException as exc:
+        audit.record(env.state_dir, "drill.rds.restore", env.name, outcome="failed",
+                     inputs={"call": call, "target": target_id, "snapshot_id": point["snapshot_id"],
+                             "restore_time": iso(point["at"])},
+                     detail={"error": getattr(exc, "message", None) or repr(exc)})
+        raise
+    audit.record(env.state_dir, "drill.rds.restore", env.name, outcome="requested",
+                 inputs={"call": call, "target": target_id, "snapshot_id": point["snapshot_id"],
+                         "restore_time": iso(point["at"]), "subnet_group": settings["DBSubnetGroupName"],
+                         "security_groups": settings["VpcSecurityGroupIds"]},
+                 after={"instance_id": target_id, "status": inst.get("DBInstanceStatus"), "arn": inst.get("DBInstanceArn")})
+    say(f"{call} accepted: {target_id} is {inst.get('DBInstanceStatus')}; waiting until it is available")
+
+    # 2. Wait until it is available.
+    inst = rds_api.wait_available(rds, target_id, timeout=wait_minutes * 60, progress=progress)
+    timings["restore_seconds"] = round(time.monotonic() - lap, 2)
+    endpoint = inst.get("Endpoint") or {}
+    host, port = endpoint.get("Address"), int(endpoint.get("Port") or db.port)
+    report["target"].update(host=host, port=port, status=inst.get("DBInstanceStatus"),
+                            arn=inst.get("DBInstanceArn"), instance_class=inst.get("DBInstanceClass"))
+    say(f"{target_id} available at {host}:{port} after {timings['restore_seconds']:.0f}s")
+    if not host:
+        raise Unreachable(f"RDS reports {target_id} available but gives no endpoint address")
+    for name, address in _sources(env).items():
+        if (host.lower(), port) == address:
+            raise BadInput(f"the restored endpoint {host}:{port} is the endpoint of {name}, a source of {env.name}; "
+                           "refusing to verify against it")
+
+    # (TALY_DRILL_HOLD_SECONDS pauses here, with the instance available: for tests of the teardown.)
+    if hold := float(os.environ.get(HOLD_ENV) or 0):
+        say(f"holding {hold:g}s before the verification ({HOLD_ENV})")
+        time.sleep(hold)
+
+    # 3. Verify, on the restored instance, against the source replica's schema and the spec.
+    lap = time.monotonic()
+    user, password = credentials
+    target = pgt.Endpoint(host, port, user, password, db.database, "drill", "require")
+    say(f"verifying {target.address}/{db.database} (sslmode=require): schema, invariants, smoke queries")
+    try:
+        conn = pgt.connect(target)
+    except Unreachable as exc:
+        ver["error"] = (f"cannot connect to the restored instance {target_id} at {target.address}: {exc.message}. "
+                        "Cloud drills verify from inside the VPC (the ops runner), from a network the stack's "
+                        "database.drillClientCidrs admits")
+        report["error"] = f"verification failed: {ver['error']}"
+        timings["verify_seconds"] = round(time.monotonic() - lap, 2)
+        say(f"verification FAILED: cannot connect to {target.address}")
+        return
+    with conn:
+        expected, schema_error = _source_schema(env)
+        checks_passed = verify_database(conn, spec, ver, expected_schema=expected, expected_tables=None,
+                                        schema_error=schema_error)
+    ver["passed"] = checks_passed
+    if not checks_passed and schema_error:
+        ver["error"] = schema_error
+    timings["verify_seconds"] = round(time.monotonic() - lap, 2)
+    report["rto_seconds"] = round(time.monotonic() - t0, 2)
+    say(f"verification {'passed' if ver['passed'] else 'FAILED'}; RTO {report['rto_seconds']:.1f}s")
+
+
+def _source_schema(env: Environment) -> tuple[dict[str, Any] | None, str | None]:
+    """The source replica's (else the primary's) schema fingerprint now, or (None, why not)."""
+    from ..adapters import postgres_tools as pgt
+
+    src = env.source
+    if src is None:
+        return None, f"{env.name} has no source endpoint to compare the schema with"
+    try:
+        with pgt.connect(src) as conn:
+            return pgt.schema_fingerprint(conn), None
+    except Unreachable as exc:
+        return None, f"cannot read the source schema ({src.role} {src.address}): {exc.message}"
+
+
+# --- teardown and reap ------------------------------------------------------------------------------
+
+def _teardown(env: Environment, rds, target_id: str, *, keep: bool, progress: Progress) -> dict[str, Any]:
+    """Delete the scratch instance (or keep it, marked so `reap` may remove it); never raises."""
+    from .. import audit
+    from ..adapters import rds as rds_api
+
+    try:
+        inst = rds_api.instance(rds, target_id)
+        if inst is None:
+            return {"kept": False, "instance_existed": False, "deleted": False, "instance_id": target_id}
+        if keep:
+            _mark_kept(rds, inst)
+            endpoint = inst.get("Endpoint") or {}
+            progress(f"kept {target_id} ({inst.get('DBInstanceStatus')}, {endpoint.get('Address')}:{endpoint.get('Port')}); "
+                     f"remove it with `taly drill reap --env {env.name}`")
+            audit.record(env.state_dir, "drill.rds.keep", env.name, inputs={"instance_id": target_id}, outcome="kept")
+            return {"kept": True, "instance_existed": True, "deleted": False, "instance_id": target_id,
+                    "status": inst.get("DBInstanceStatus")}
+        result = delete(env, rds, target_id, progress=progress)
+        return {"kept": False, "instance_existed": True, "instance_id": target_id, **result}
+    except Exception as exc:  # noqa: BLE001 - the report says what is left, and how to remove it
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        progress(f"warning: could not delete {target_id}: {message}; remove it with `taly drill reap --env {env.name}`")
+        audit.record(env.state_dir, "drill.rds.delete", env.name, inputs={"instance_id": target_id}, outcome="failed",
+                     detail={"error": message})
+        return {"kept": False, "instance_existed": None, "deleted": False, "instance_id": target_id, "error": message,
+                "remove_with": f"taly drill reap --env {env.name}"}
+
+
+def _mark_kept(rds, inst: dict[str, Any]) -> None:
+    """Kept instances have no owner any more: `reap` removes them without waiting for this process to end."""
+    from ..adapters import rds as rds_api
+
+    arn = inst.get("DBInstanceArn")
+    if arn:
+        rds_api.call(f"AddTagsToResource {inst['DBInstanceIdentifier']}", lambda: rds.add_tags_to_resource(
+            ResourceName=arn, Tags=rds_api.tag_list({"taly:kept": "true", "taly:owner": "none"})))
+
+
+def delete(env: Environment, rds, instance_id: str, *, progress: Progress,
+           wait_seconds: float = TEARDOWN_WAIT_SECONDS) -> dict[str, Any]:
+    """DeleteDBInstance (SkipFinalSnapshot, DeleteAutomatedBackups), waiting while RDS says it cannot yet."""
+    from .. import audit
+    from ..adapters import rds as rds_api
+
+    t0 = time.monotonic()
+    while True:
+        try:
+            deleted = rds_api.delete_instance(rds, instance_id)
+            break
+        except rds_api.InvalidState as exc:
+            if time.monotonic() - t0 > wait_seconds:
+                raise
+            progress(f"  {instance_id} cannot be deleted yet ({exc.message}); retrying in 15s")
+            time.sleep(15)
+    after = rds_api.instance(rds, instance_id)
+    status = after.get("DBInstanceStatus") if after else "gone"
+    audit.record(env.state_dir, "drill.rds.delete", env.name, outcome="ok" if deleted is not None else "absent",
+                 inputs={"instance_id": instance_id, "skip_final_snapshot": True, "delete_automated_backups": True},
+                 before={"status": deleted.get("DBInstanceStatus") if deleted else None}, after={"status": status})
+    progress(f"scratch instance {instance_id} deleted ({status})" if deleted is not None
+             else f"scratch instance {instance_id} was already gone")
+    return {"deleted": deleted is not None, "status_after": status, "final_snapshot": False,
+            "automated_backups_deleted": True}
+
+
+def reap(env: Environment, older_than_hours: float = 0.0, progress: Progress = _noop) -> dict[str, Any]:
+    """What drills of a cloud environment left behind: logical drills' scratch PostgreSQL on this machine
+    (drill.reap) and scratch RDS instances. Same shape as drill.reap's result; RDS entries have kind "rds"."""
+    from .. import audit
+    from . import drill as drill_ops
+
+    result = drill_ops.reap(env, older_than_hours, progress=progress)
+    entries = reap_rds(env, older_than_hours, progress=progress)
+    reaped = [e for e in entries if "skipped" not in e]
+    result["reaped"] += reaped
+    result["skipped"] += [{"drill_id": e["drill_id"], "instance_id": e["instance_id"], "kind": "rds",
+                           "reason": e["skipped"]} for e in entries if "skipped" in e]
+    audit.record(env.state_dir, "drill.reap.rds", env.name, inputs={"older_than_hours": older_than_hours},
+                 outcome="ok", after={"reaped": [e["instance_id"] for e in reaped]})
+    return result
+
+
+def reap_rds(env: Environment, older_than_hours: float = 0.0, progress: Progress = _noop) -> list[dict[str, Any]]:
+    """Delete scratch instances drills left in RDS: tagged taly:drill=true, named taly-drill-<env>-*.
+
+    Skipped: younger than older_than_hours (by taly:started-at, else the creation time), owned by a drill
+    still running on this host, already deleting. Never the contract's primary or replicas.
+    """
+    from .. import audit
+    from ..adapters import rds as rds_api
+
+    require_prefix = f"taly-drill-{env.name}-"
+    db = env.contract.database
+    protected = {db.primary_id.lower(), *(r.lower() for r in db.replica_ids)}
+    cutoff = now() - dt.timedelta(hours=older_than_hours)
+    rds = env.aws_client("rds")
+    out: list[dict[str, Any]] = []
+    for inst in rds_api.instances(rds):
+        iid = inst["DBInstanceIdentifier"]
+        tags = rds_api.tag_map(inst)
+        if not iid.lower().startswith(require_prefix) or tags.get("taly:drill") != "true" or iid.lower() in protected:
+            continue
+        if tags.get("taly:environment", env.name) != env.name:
+            continue
+        status = inst.get("DBInstanceStatus")
+        entry = {"drill_id": tags.get("taly:drill-id", iid), "instance_id": iid, "kind": "rds", "status": status,
+                 "port": (inst.get("Endpoint") or {}).get("Port"), "dir": None,
+                 "instance_was_running": status == "available", "kept": tags.get("taly:kept") == "true"}
+        try:
+            started = dt.datetime.fromisoformat(tags["taly:started-at"])
+        except (KeyError, ValueError):
+            started = rds_api.utc(inst.get("InstanceCreateTime")) or now()
+        if started > cutoff:
+            out.append({**entry, "skipped": f"younger than {older_than_hours:g}h"})
+            continue
+        if tags.get("taly:kept") != "true" and (pid := _owner_alive(tags.get("taly:owner"))):
+            out.append({**entry, "skipped": f"its drill (pid {pid}) is still running"})
+            continue
+        if status == "deleting":
+            out.append({**entry, "skipped": "already deleting"})
+            continue
+        try:
+            result = delete(env, rds, iid, progress=progress, wait_seconds=0)
+        except BadInput as exc:
+            audit.record(env.state_dir, "drill.rds.delete", env.name, inputs={"instance_id": iid}, outcome="failed",
+                         detail={"error": exc.message})
+            out.append({**entry, "skipped": f"RDS refused to delete it: {exc.message}"})
+            continue
+        out.append({**entry, **result})
+        progress(f"reaped {iid} (was {status})")
+    return out
