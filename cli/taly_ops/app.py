@@ -13,6 +13,7 @@ import typer
 
 from . import __version__
 from .commands import backup as backup_cmd
+from .commands import data as data_cmd
 from .commands import drill as drill_cmd
 from .commands import health as health_cmd
 from .commands import local as local_cmd
@@ -49,6 +50,7 @@ app.command("health")(health_cmd.health)
 app.add_typer(local_cmd.app, name="local")
 app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(drill_cmd.app, name="drill")
+app.add_typer(data_cmd.app, name="data")
 
 
 def main() -> None:
