@@ -38,9 +38,27 @@ def progress(line: str) -> None:
     typer.echo(line, err=True)
 
 
+def reflow(doc: str | None) -> str | None:
+    """A docstring as help: each prose paragraph on one line, so the terminal wraps it at its own width.
+
+    Source lines are wrapped for the editor; Typer would print those breaks as they are. A paragraph
+    with an indented line (examples, a list) keeps its lines.
+    """
+    if not doc:
+        return doc
+    import inspect
+
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if any(line.startswith(" ") for line in p.splitlines()) else " ".join(p.split("\n"))
+                       for p in paragraphs)
+
+
 class TalyTyper(typer.Typer):
-    """`typer.Typer` whose commands are all guarded; use it for every command group."""
+    """`typer.Typer` whose commands are all guarded, with reflowed help; use it for every command group."""
 
     def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        register = super().command(*args, **kwargs)
-        return lambda fn: register(guarded(fn))
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            kwargs.setdefault("help", reflow(fn.__doc__))
+            return super(TalyTyper, self).command(*args, **kwargs)(guarded(fn))
+
+        return register

@@ -24,7 +24,6 @@ from . import supervisor
 ACCESS_KEY, SECRET_KEY = "testing", "testing"  # the emulator accepts any credentials
 PREFIX = f"taly-{ENVIRONMENT}"
 KMS_PURPOSES = ("data", "eks", "backup", "logs")
-RPO_MINUTES, RTO_MINUTES = 60, 240
 
 
 def binary() -> str | None:
@@ -86,6 +85,7 @@ def seed(url: str, ports: dict[str, int], passwords: dict[str, str],
     check() runs between services: it raises to abandon the seeding (another component failed).
     """
     from taly_platform.catalog import CATALOG
+    from taly_platform.config import BackupConfig
 
     import boto3
 
@@ -273,7 +273,9 @@ def seed(url: str, ports: dict[str, int], passwords: dict[str, str],
         broker={"broker_id": broker["BrokerId"], "broker_name": f"{PREFIX}-mq", "deployment_mode": "SINGLE_INSTANCE",
                 "credentials_secret_arn": secret_arns["broker"]},
         buckets=buckets,
-        backup={"vault_name": vault, "plan_id": plan_id, "rpo_minutes": RPO_MINUTES, "rto_minutes": RTO_MINUTES},
+        # The targets every stack starts from (BackupConfig's defaults: the seeds' RPO 1 h, RTO 15 min).
+        backup={"vault_name": vault, "plan_id": plan_id, "rpo_minutes": BackupConfig().rpo_minutes,
+                "rto_minutes": BackupConfig().rto_minutes},
         kms_keys=keys, service_roles=roles, web_acl_arn=web_acl, parameter_prefix=parameter_prefix(),
         prometheus_endpoint=f"http://{HOST}:{ports['prometheus']}/", alarm_topic_arn=alarm_topic,
     )
