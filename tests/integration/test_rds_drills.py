@@ -436,7 +436,9 @@ def test_a_target_identifier_that_is_a_source_is_refused_before_anything_is_crea
     assert not (project / "state" / ENV / "audit.log").exists()  # nothing was attempted
 
 
-def test_a_restored_endpoint_that_is_a_source_endpoint_is_refused_and_deleted(cloud, tmp_path, monkeypatch):
+@pytest.mark.parametrize("keep", [(), ("--keep",)], ids=["", "keep"])
+def test_a_restored_endpoint_that_is_a_source_endpoint_is_refused_and_deleted(cloud, tmp_path, monkeypatch, keep):
+    """Deleted even with --keep: the refusal is exit 2, with the instance deleted."""
     from taly_ops.operations import rds_drill
 
     fixed = "taly-drill-dev-20990101t000000-abcdef"
@@ -445,7 +447,7 @@ def test_a_restored_endpoint_that_is_a_source_endpoint_is_refused_and_deleted(cl
     for key, value in aws_env(tmp_path, cloud["url"]).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(rds_drill, "new_drill_id", lambda env, t: fixed)
-    result = taly("drill", "restore", "--env", ENV, "--from", "snapshot")
+    result = taly("drill", "restore", "--env", ENV, "--from", "snapshot", *keep)
     assert result.exit_code == 2, result.output
     assert f"the restored endpoint {fixed}.aaaaaaaaaa.{REGION}.rds.amazonaws.com:5432 is the endpoint of {REPLICA}" in result.stderr
     assert describe(cloud, fixed) is None  # created, refused, deleted

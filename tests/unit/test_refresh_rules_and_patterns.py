@@ -285,6 +285,63 @@ def test_the_key_comes_from_the_environment_or_a_private_file(tmp_path, monkeypa
         fakes.load_key(tmp_path)
 
 
+@pytest.mark.parametrize("content", ["", "\n", "not-hex\n", "abcd\n"])
+def test_an_empty_or_garbled_key_file_is_bad_input_not_a_weak_key(tmp_path, monkeypatch, content):
+    monkeypatch.delenv(fakes.KEY_ENV, raising=False)
+    path = tmp_path / fakes.KEY_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    for create in (True, False):  # a refresh and a dry run
+        with pytest.raises(BadInput, match="anonymisation key file .* is unusable"):
+            fakes.load_key(tmp_path, create=create)
+
+
+def test_the_schema_of_a_backup_without_pg_restore_is_bad_input(tmp_path, monkeypatch):
+    monkeypatch.setenv("TALY_PG_BIN", str(tmp_path / "no-bin"))
+    with pytest.raises(BadInput, match="cannot read the backup's schema: cannot run .*pg_restore"):
+        schema.from_dump_dir(tmp_path)
+
+
+def test_a_finding_never_shows_a_row_key_that_is_itself_personal_data():
+    """A table keyed by an e-mail address: its findings name the rows by count, not by the address."""
+    import contextlib
+
+    from taly_ops.datarefresh import pii
+
+    rows = [("alice@mail.com", "alice@mail.com"), ("bob@mail.com", "bob@mail.com")]
+
+    class Cursor:
+        def __init__(self):
+            self.itersize = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def execute(self, query):
+            pass
+
+        def __iter__(self):
+            return iter(rows)
+
+    class Conn:
+        def transaction(self):
+            return contextlib.nullcontext()
+
+        def cursor(self, name=None):
+            return Cursor()
+
+    s = schema.Schema(tables={"public.subscribers": schema.Table(
+        "public.subscribers", columns={"email": schema.Column("email", "text", False)}, primary_key=("email",))})
+    result = pii.scan(Conn(), s)
+    (finding,) = result["findings"]
+    assert (finding["table"], finding["column"], finding["pattern"], finding["rows"]) == (
+        "public.subscribers", "email", "email", 2)
+    assert finding["row_keys"] == [] and "mail.com" not in repr(result)
+
+
 # --- the schema and the subset plan ----------------------------------------------------------------------
 
 def test_the_dump_parser_reads_tables_keys_and_foreign_keys(cms):

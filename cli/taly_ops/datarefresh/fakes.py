@@ -75,14 +75,34 @@ def load_key(state_dir: Path | None, *, create: bool = True) -> Key:
         return Key(secrets.token_bytes(32), "a one-off random key (no state directory)")
     path = state_dir / KEY_FILE
     if path.is_file():
-        return Key(bytes.fromhex(path.read_text().strip()), f"key file {path}")
+        return Key(_read_key_file(path), f"key file {path}")
     if not create:
         return Key(secrets.token_bytes(32), f"key file {path} (not created yet: a dry run writes nothing)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another refresh created it meanwhile
+        return Key(_read_key_file(path), f"key file {path}")
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32) + "\n")
-    return Key(bytes.fromhex(path.read_text().strip()), f"key file {path} (created)")
+    return Key(_read_key_file(path), f"key file {path} (created)")
+
+
+def _read_key_file(path: Path) -> bytes:
+    """The key in a key file: hex, at least 16 bytes. An empty or garbled file is BadInput, never a weak key."""
+    from ..errors import BadInput
+
+    try:
+        secret = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        secret, why = b"", getattr(exc, "strerror", None) or "not hexadecimal"
+    else:
+        why = f"{len(secret)} bytes"
+    if len(secret) < 16:
+        raise BadInput(f"the anonymisation key file {path} is unusable ({why}; it needs at least 16 bytes in hex)",
+                       hint=f"restore it from where it is kept, or delete it to make a new key (fakes will change), "
+                            f"or set {KEY_ENV}")
+    return secret
 
 
 # --- one value ------------------------------------------------------------------------------------------

@@ -67,7 +67,8 @@ def scan(conn, schema: Schema, domain: str = patterns.DEFAULT_FAKE_DOMAIN,
                         matches += 1
                         if k not in rows:
                             rows.add(k)
-                            if len(sample) < SAMPLE_KEYS:
+                            # A key that itself looks like personal data (a text key holding an address) is not shown.
+                            if len(sample) < SAMPLE_KEYS and not any(patterns.findings(k, domain).values()):
                                 sample.append(k)
             if matches:
                 findings.append({"table": table.name, "column": col.name, "pattern": name, "rows": len(rows),

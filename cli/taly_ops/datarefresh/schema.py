@@ -220,8 +220,14 @@ def from_dump_dir(dump_dir) -> Schema:
     from ..adapters.postgres_tools import bin_dir
     from ..errors import BadInput
 
-    done = subprocess.run([str(bin_dir() / "pg_restore"), "--schema-only", "-f", "-", str(dump_dir)],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    try:
+        done = subprocess.run([str(bin_dir() / "pg_restore"), "--schema-only", "-f", "-", str(dump_dir)],
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        why = f"took longer than {exc.timeout:.0f}s" if isinstance(exc, subprocess.TimeoutExpired) else \
+            f"cannot run {bin_dir() / 'pg_restore'}: {exc.strerror or exc}"
+        raise BadInput(f"cannot read the backup's schema: {why}",
+                       hint="apt-get install postgresql-15, or set TALY_PG_BIN to its bin directory") from None
     if done.returncode != 0:
         raise BadInput(f"cannot read the backup's schema: pg_restore --schema-only exited with {done.returncode}: "
                        + " ".join(done.stderr.strip().splitlines()[-2:]))

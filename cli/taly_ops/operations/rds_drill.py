@@ -233,8 +233,9 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
                 report["error"] = f"{type(exc).__name__}: {exc}"
         finally:
             flags["shielded"] = True
-            report["cleanup"] = _teardown(env, rds, target_id, keep=keep and interrupted is None and requested["sent"],
-                                          progress=progress)
+            # A refused restore (its endpoint is a source's) is deleted even with --keep.
+            kept = keep and interrupted is None and requested["sent"] and not isinstance(raise_after, BadInput)
+            report["cleanup"] = _teardown(env, rds, target_id, keep=kept, progress=progress)
     if report["cleanup"].get("kept"):
         report["cleanup"]["remove_with"] = (
             f"taly drill reap --env {env.name}  (or: aws rds delete-db-instance --db-instance-identifier {target_id} "
