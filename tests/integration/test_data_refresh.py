@@ -153,6 +153,12 @@ def target_info(target, db: str) -> str:
     return postgres.conninfo("127.0.0.1", target.port, target.password, dbname=db)
 
 
+def databases_on_local(local) -> set[str]:
+    p = local.endpoints["postgres"]["primary"]
+    with psycopg.connect(host=p["host"], port=p["port"], user=p["user"], password=p["password"], dbname="postgres") as c:
+        return {r[0] for r in c.execute("SELECT datname FROM pg_database")}
+
+
 def databases(target) -> set[str]:
     rows = postgres._query(target_info(target, "postgres"), "SELECT datname FROM pg_database WHERE NOT datistemplate")
     return {r[0] for r in rows}
@@ -490,6 +496,15 @@ def test_refusals_and_unknowns(local, source, target, project, tmp_path):
     (other / "contracts" / "dev.json").write_text(json.dumps({**local.contract, "environment": "dev"}))
     result = taly(project, local, "--from", "local", "--to", "dev", "--anonymize", env={"TALY_PROJECT_ROOT": str(other)})
     assert result.exit_code == 2 and "is an endpoint of local; refusing" in result.stderr, result.stderr
+    # staging's contract copied from prod's (it points at prod's servers): refused whatever the source.
+    copied = tmp_path / "copied"
+    shutil.copytree(project["root"], copied, ignore=shutil.ignore_patterns("state"))
+    prod_contract = json.loads((copied / "contracts" / "prod.json").read_text())
+    (copied / "contracts" / "staging.json").write_text(json.dumps({**prod_contract, "environment": "staging"}))
+    before = databases_on_local(local)
+    result = taly(project, local, "--from", "dev", "--to", "staging", "--anonymize", env={"TALY_PROJECT_ROOT": str(copied)})
+    assert result.exit_code == 2 and "is an endpoint of prod (contracts/prod.json)" in result.stderr, result.stderr
+    assert databases_on_local(local) == before
     # A source whose backups bucket is not there: exit 3.
     prod = json.loads((other / "contracts" / "prod.json").read_text())
     (other / "contracts" / "prod.json").write_text(json.dumps({**prod, "buckets": {**prod["buckets"],

@@ -122,6 +122,7 @@ def test_backup_then_drill_passes_with_per_table_verification(local, tmp_path):
     assert ver["invariants"] and all(i["passed"] and i["violations"] == 0 for i in ver["invariants"])
     assert ver["smoke"] and all(s["passed"] for s in ver["smoke"])
     assert 0 <= report["rpo_seconds"] < 600 and 0 < report["rto_seconds"] < 120
+    assert report["source_last_write"]["missed_seconds"] == 0  # nothing written since the backup
     assert report["targets"]["rpo_seconds"] == 3600 and report["targets"]["rto_seconds"] == 900
     assert report["targets"]["rpo_met"] and report["targets"]["rto_met"]
     print(f"\ntimings: backup {m['duration_seconds']}s {m.get('timings')}, drill {report['timings']}, "
@@ -164,6 +165,10 @@ def test_row_changed_after_the_backup_still_verifies_against_the_restore_point(l
     report = as_json(result)
     tenants = next(t for t in report["verification"]["tables"] if t["table"] == "public.tenants")
     assert tenants["checksum"] == before["checksum"] and tenants["passed"]
+    # The source wrote after the restore point: the report says when, and how much a restore would miss.
+    last = report["source_last_write"]
+    assert last["how"] == "pg_last_committed_xact()" and last["error"] is None, last
+    assert last["at"] > report["restore_point"] and last["missed_seconds"] > 0
     # ... and the source has moved on: a newer backup has a different checksum.
     assert backup(local)["tables"]["public.tenants"]["checksum"] != before["checksum"]
 
@@ -324,3 +329,18 @@ def test_zz_missing_backups_bucket_is_unreachable(local):
         result = taly(local, *args)
         assert result.exit_code == 3, (args, result.stdout, result.stderr)
         assert name in result.stderr
+
+
+def test_a_state_dir_the_server_cannot_enter_is_bad_input_before_anything_starts(local, tmp_path):
+    """As root, PostgreSQL runs as `postgres`, which cannot enter pytest's tmp dirs (mode 700)."""
+    env = cloud_project(local, tmp_path, "staging")
+    runner = CliRunner()
+    created = runner.invoke(app, ["backup", "create", "--env", "staging", "-o", "json"], env=env)
+    assert created.exit_code == 0, created.stderr
+    result = runner.invoke(app, ["drill", "restore", "--env", "staging", "-o", "json"], env=env)
+    if os.geteuid() == 0:
+        assert result.exit_code == 2 and "the scratch instance cannot run in" in result.stderr, result.stderr
+        assert "TALY_STATE_DIR" in result.stderr
+        assert not list((tmp_path / "state" / "staging").glob("drills/drill-*"))
+    else:  # the server runs as this user: nothing to refuse
+        assert result.exit_code == 0, result.stderr

@@ -82,3 +82,16 @@ def test_a_cloud_environment_needs_its_contract(env, tmp_path, monkeypatch):
 def test_an_unknown_environment_is_bad_input():
     with pytest.raises(BadInput, match="unknown environment"):
         backup_ops.resolve("qa")
+
+
+def test_a_tool_failure_keeps_the_error_and_drops_the_lines_that_quote_rows():
+    from taly_ops.adapters.postgres_tools import ToolFailed
+
+    output = ("pg_restore: error: COPY failed for table \"users\": ERROR:  duplicate key value violates unique "
+              "constraint \"users_email_key\"\n"
+              "DETAIL:  Key (email)=(amelia.smith1@north.example.com) already exists.\n"
+              "CONTEXT:  COPY users, line 7: \"7\t1\tamelia.smith1@north.example.com\tAmelia Smith\"\n"
+              "pg_restore: warning: errors ignored on restore: 1")
+    text = ToolFailed("pg_restore exited with 1", output).without_rows
+    assert "users_email_key" in text and "errors ignored on restore" in text
+    assert "amelia" not in text and "Amelia" not in text

@@ -98,6 +98,14 @@ class ToolFailed(Exception):
         super().__init__(f"{message}: {output}")
         self.message, self.output = message, output
 
+    @property
+    def without_rows(self) -> str:
+        """The tool's output without the server's DETAIL, CONTEXT and LINE lines: those quote row values
+        (a duplicate key, the COPY line that failed), which must not reach reports or logs."""
+        keep = [line for line in self.output.splitlines()
+                if not line.lstrip().startswith(("DETAIL:", "CONTEXT:", "LINE ", "COPY ", "Command was:"))]
+        return "\n".join(keep) or "(no message without row data)"
+
 
 def pg_dump(ep: Endpoint, out_dir: Path, *, snapshot: str | None, jobs: int = 2, compress: int | None = None,
             timeout: float = 3600, meanwhile: Callable[[], Any] | None = None) -> Any:

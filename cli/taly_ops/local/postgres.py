@@ -31,6 +31,8 @@ shared_buffers = 64MB
 # A disposable copy: durability traded for speed.
 fsync = off
 synchronous_commit = off
+# When the source last wrote (drills report the writes a restore would miss); RDS sets it too.
+track_commit_timestamp = on
 """
 
 

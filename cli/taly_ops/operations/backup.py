@@ -205,6 +205,23 @@ def _resolve_cloud(env: str, state_dir: Path | None) -> Environment:
     return environment
 
 
+def contract_addresses(env: str) -> set[tuple[str, int]] | None:
+    """Every (host, port) the database of `env` answers on, from contracts/<env>.json alone (no credentials).
+
+    None when there is no contract for it. A safety net for commands that write to one environment:
+    a contract copied from another (say staging's file still pointing at prod) must not lead there.
+    """
+    from ..health.target import Endpoint as HostPort
+    from .health import resolve_target
+
+    try:
+        db = resolve_target(env, None).contract.database
+    except BadInput:
+        return None
+    eps = [HostPort(db.primary_endpoint, db.port)] + [HostPort.parse(e, db.port) for e in db.replica_endpoints]
+    return {(host, ep.port) for ep in eps for host in _aliases(ep.host)}
+
+
 def new_backup_id(t: dt.datetime) -> str:
     return t.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 

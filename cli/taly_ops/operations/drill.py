@@ -95,7 +95,8 @@ def _signals_raise() -> Iterator[dict[str, bool]]:
         flags["fired"] = True
         raise Interrupted(signum)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    # SIGHUP too: a dropped SSH session must not leave a scratch instance behind.
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         yield flags
     finally:
@@ -120,6 +121,49 @@ def load_spec(path: Path) -> dict[str, Any]:
     return spec
 
 
+# --- the source's last write -----------------------------------------------------------------------
+
+def source_last_write(env: Environment, restore_point: dt.datetime) -> dict[str, Any]:
+    """When the source last committed, read (never written) on the endpoint backups dump from.
+
+    `missed_seconds` is how much later than the restore point that was: the writes a restore of this
+    backup would lose now (0 when the source has not written since). From pg_last_committed_xact()
+    (track_commit_timestamp), else, on a standby, the last replayed commit; when neither has seen a
+    commit since the server started, a start before the restore point still proves nothing was missed.
+    None when it cannot tell or the source cannot be reached: the drill goes on, on the restore point's
+    age alone.
+    """
+    from ..adapters import postgres_tools as pgt
+    from ..errors import Unreachable as _Unreachable
+
+    out: dict[str, Any] = {"at": None, "missed_seconds": None, "endpoint": env.source.address, "how": None,
+                           "error": None}
+    try:
+        with pgt.connect(env.source) as conn:
+            at, how = None, None
+            if conn.execute("SHOW track_commit_timestamp").fetchone()[0] == "on":
+                at, how = conn.execute("SELECT timestamp FROM pg_last_committed_xact()").fetchone()[0], \
+                    "pg_last_committed_xact()"
+            if at is None and conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                at, how = conn.execute("SELECT pg_last_xact_replay_timestamp()").fetchone()[0], \
+                    "pg_last_xact_replay_timestamp()"
+            started_at = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+    except _Unreachable as exc:
+        out["error"] = exc.message
+        return out
+    except Exception as exc:  # noqa: BLE001 - the source's view is extra information, never the drill's verdict
+        out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return out
+    if at is not None:
+        out.update(at=iso(at), how=how, missed_seconds=round(max(0.0, (at - restore_point).total_seconds()), 1))
+    elif started_at <= restore_point:
+        # Nothing committed (or replayed) since the server started, and it started before the restore point.
+        out.update(how=f"no commit since the source started at {iso(started_at)}", missed_seconds=0.0)
+    else:
+        out["how"] = f"no commit since the source started at {iso(started_at)}, after the restore point: unknown"
+    return out
+
+
 # --- the drill --------------------------------------------------------------------------------------
 
 def restore(env: Environment, backup: str = "latest", *, keep: bool = False, port: int | None = None,
@@ -130,6 +174,7 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
     drill, after the teardown and the report. Interrupted (SIGTERM/SIGINT) likewise, after the teardown.
     """
     from .. import audit
+    from ..local import postgres as local_pg
     from ..local import supervisor
     from ..project import project_root
     from . import backup as backup_ops
@@ -150,14 +195,21 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
     if (host, port) in env.source_addresses():  # a free port cannot be a running source, but be certain
         raise BadInput(f"the drill target {host}:{port} is a source endpoint of {env.name}")
 
+    problems = local_pg.preflight(env.state_dir / DRILLS_DIR)
+    if problems:
+        raise BadInput(f"the scratch instance cannot run in {env.state_dir / DRILLS_DIR}: {problems[0][0]}",
+                       hint=problems[0][1] + ("" if env.is_local else
+                                              f"; for {env.name}, point $TALY_STATE_DIR somewhere it can reach"))
+
     snapshot_at = dt.datetime.fromisoformat(manifest["snapshot"]["at"])
     rpo_seconds = (started - snapshot_at).total_seconds()
+    last_write = source_last_write(env, snapshot_at)
     report: dict[str, Any] = {
         "drill_id": drill_id, "environment": env.name, "status": "failed", "backup_id": backup_id,
         "restore_point_kind": "logical", "restore_point": manifest["snapshot"]["at"], "started_at": iso(started),
         "finished_at": None,
         "source": manifest["source"], "target": {"name": drill_id, "host": host, "port": port, "kind": "scratch postgres"},
-        "rpo_seconds": round(rpo_seconds, 1), "rto_seconds": None,
+        "rpo_seconds": round(rpo_seconds, 1), "rto_seconds": None, "source_last_write": last_write,
         "targets": {"rpo_seconds": env.targets["rpo_minutes"] * 60, "rto_seconds": env.targets["rto_minutes"] * 60,
                     "source": env.targets.get("source"), "rpo_met": None, "rto_met": None},
         "timings": {}, "spec": str(spec_path),
@@ -275,7 +327,7 @@ def _run(env: Environment, manifest: dict[str, Any], spec: dict[str, Any], root:
     try:
         pgt.pg_restore(target, download)
     except pgt.ToolFailed as exc:
-        report["error"] = f"pg_restore failed: {exc.output}"
+        report["error"] = f"pg_restore failed: {exc.without_rows}"
         timings["restore_seconds"] = round(time.monotonic() - lap, 2)
         return scratch
     timings["restore_seconds"] = round(time.monotonic() - lap, 2)

@@ -109,6 +109,13 @@ def refresh(from_env: str, to_env: str, *, anonymize: bool, subset: float | None
     if target_addrs & src.source_addresses():
         raise BadInput(f"the target's primary {dst.primary.address} is an endpoint of {from_env}; refusing to "
                        "refresh a database over its own source")
+    if target_addrs & (backup_ops.contract_addresses("prod") or set()):
+        raise BadInput(f"the target's primary {dst.primary.address} is an endpoint of prod (contracts/prod.json); "
+                       f"refusing: contracts/{to_env}.json may be a copy of prod's",
+                       hint=f"rewrite it with `pulumi stack output --stack {to_env} --json > contracts/{to_env}.json`")
+    if len((dst.primary.database + BEFORE_SUFFIX).encode()) > 63:
+        raise BadInput(f"the target database's name {dst.primary.database!r} is too long to keep the previous copy as "
+                       f"{dst.primary.database}{BEFORE_SUFFIX} (PostgreSQL names are at most 63 bytes)")
     manifest = backup_ops.manifest(src, backup)  # exit 3 without a bucket, 2 for an unknown id
     if "files" not in manifest or "schema" not in manifest:
         raise BadInput(f"backup {manifest.get('backup_id', backup)} is not a logical backup (pg_dump -Fd with a "

@@ -65,6 +65,8 @@ class Database(pulumi.ComponentResource):
                 {"name": "max_connections", "value": str(cfg.max_connections), "apply_method": "pending-reboot"},
                 {"name": "log_min_duration_statement", "value": "1000"},
                 {"name": "idle_in_transaction_session_timeout", "value": "600000"},
+                # Drills read when the source last wrote (pg_last_committed_xact) to report what a restore misses.
+                {"name": "track_commit_timestamp", "value": "1", "apply_method": "pending-reboot"},
             ],
             tags=tags, opts=child(self),
         )
