@@ -318,19 +318,6 @@ def test_sigterm_during_the_drill_tears_the_instance_down(local):
     assert any(a["what"] == "drill.restore" and a["outcome"] == "interrupted" for a in audit)
 
 
-def test_zz_missing_backups_bucket_is_unreachable(local):
-    """Runs last: deletes the backups bucket."""
-    client, name = s3(local), bucket(local)
-    for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
-        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-            client.delete_object(Bucket=name, Key=v["Key"], VersionId=v["VersionId"])
-    client.delete_bucket(Bucket=name)
-    for args in (("drill", "restore"), ("backup", "list"), ("backup", "create"), ("drill", "history")):
-        result = taly(local, *args)
-        assert result.exit_code == 3, (args, result.stdout, result.stderr)
-        assert name in result.stderr
-
-
 def test_a_state_dir_the_server_cannot_enter_is_bad_input_before_anything_starts(local, tmp_path):
     """As root, PostgreSQL runs as `postgres`, which cannot enter pytest's tmp dirs (mode 700)."""
     env = cloud_project(local, tmp_path, "staging")
@@ -344,3 +331,16 @@ def test_a_state_dir_the_server_cannot_enter_is_bad_input_before_anything_starts
         assert not list((tmp_path / "state" / "staging").glob("drills/drill-*"))
     else:  # the server runs as this user: nothing to refuse
         assert result.exit_code == 0, result.stderr
+
+
+def test_zz_missing_backups_bucket_is_unreachable(local):
+    """Runs last: deletes the backups bucket."""
+    client, name = s3(local), bucket(local)
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            client.delete_object(Bucket=name, Key=v["Key"], VersionId=v["VersionId"])
+    client.delete_bucket(Bucket=name)
+    for args in (("drill", "restore"), ("backup", "list"), ("backup", "create"), ("drill", "history")):
+        result = taly(local, *args)
+        assert result.exit_code == 3, (args, result.stdout, result.stderr)
+        assert name in result.stderr

@@ -535,3 +535,105 @@ def test_help_explains_the_local_and_cloud_kinds():
         assert result.exit_code == 0
         text = " ".join(result.stdout.split())
         assert all(w in text for w in words), (args, [w for w in words if w not in text])
+
+
+# --- a signal during the restore call; drills of other hosts ---------------------------------------------
+
+def _interrupted_during_the_restore_call(monkeypatch, *, creates: bool, lagging_describes: int) -> dict:
+    """RestoreDBInstanceFromDBSnapshot is sent (creating the instance in moto, or not yet), then SIGTERM
+    arrives before the call returns; the next `lagging_describes` describes of it find nothing yet."""
+    from taly_ops.adapters import rds as rds_api
+    from taly_ops.operations import drill as drill_ops
+    from taly_ops.operations import rds_drill
+
+    real_restore, real_instance = rds_api.restore_from_snapshot, rds_api.instance
+    seen = {"sent": False, "lagged": 0, "target": None}
+
+    def restore(client, target_id, snapshot_id, settings):
+        seen["sent"], seen["target"] = True, target_id
+        if creates:
+            real_restore(client, target_id, snapshot_id, settings)
+        raise drill_ops.Interrupted(signal.SIGTERM)
+
+    def instance(client, identifier):
+        if seen["sent"] and identifier == seen["target"] and seen["lagged"] < lagging_describes:
+            seen["lagged"] += 1
+            return None
+        return real_instance(client, identifier)
+
+    monkeypatch.setattr(rds_api, "restore_from_snapshot", restore)
+    monkeypatch.setattr(rds_api, "instance", instance)
+    monkeypatch.setattr(rds_drill, "TEARDOWN_SETTLE_POLL", 0.02)
+    return seen
+
+
+def test_a_signal_during_the_restore_call_waits_for_the_instance_describe_lags_behind_then_deletes_it(
+        project, cloud, monkeypatch):
+    snapshot_now(cloud, "taly-dev-lag")
+    seen = _interrupted_during_the_restore_call(monkeypatch, creates=True, lagging_describes=3)
+    before = instance_ids(cloud)
+    result = taly("drill", "restore", "--env", ENV, "--from", "snapshot", "-o", "json")
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    drill_id = seen["target"]
+    assert seen["lagged"] == 3 and describe(cloud, drill_id) is None and instance_ids(cloud) == before
+    assert "interrupted by SIGTERM: the scratch instance was torn down" in result.stderr
+    assert "not described yet although its restore was requested" in result.stderr
+    stored = json.loads(client(cloud["url"], "s3").get_object(Bucket=BUCKET, Key=f"drills/{drill_id}.json")["Body"].read())
+    assert stored["cleanup"]["instance_existed"] is True and stored["cleanup"]["deleted"] is True
+
+
+def test_an_instance_never_described_after_the_restore_call_is_reported_not_found_not_removed(
+        project, cloud, monkeypatch):
+    from taly_ops.operations import rds_drill
+
+    snapshot_now(cloud, "taly-dev-never")
+    monkeypatch.setattr(rds_drill, "TEARDOWN_SETTLE_SECONDS", 0.2)
+    seen = _interrupted_during_the_restore_call(monkeypatch, creates=False, lagging_describes=0)
+    result = taly("drill", "restore", "--env", ENV, "--from", "snapshot", "-o", "json")
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    drill_id = seen["target"]
+    message = f"{drill_id} not found after 0s; its restore was requested, so it may still appear: run taly drill reap --env {ENV}"
+    assert f"interrupted by SIGTERM: the scratch instance may be left: {message}" in result.stderr
+    assert "torn down" not in result.stderr
+    stored = json.loads(client(cloud["url"], "s3").get_object(Bucket=BUCKET, Key=f"drills/{drill_id}.json")["Body"].read())
+    assert stored["cleanup"] == {"kept": False, "instance_existed": None, "deleted": False, "instance_id": drill_id,
+                                 "error": message, "remove_with": f"taly drill reap --env {ENV}"}
+    assert [a["outcome"] for a in audit(project) if a["what"] == "drill.rds.delete"] == ["not-found"]
+
+
+def test_reap_leaves_a_young_instance_of_another_hosts_drill_unless_forced(project, cloud):
+    from taly_ops.operations import rds_drill
+
+    assert rds_drill.OTHER_HOST_DRILL_HOURS == 3
+    ago = lambda hours: (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)).isoformat(timespec="milliseconds")
+    drill = {"taly:drill": "true", "taly:environment": ENV, "taly:owner": "ops-runner-2.internal:4242:987654"}
+    young, old = "taly-drill-dev-20990101t000000-000011", "taly-drill-dev-20990101t000000-000012"
+    drill_like(cloud, young, {**drill, "taly:started-at": ago(1)})  # may still be running over there
+    drill_like(cloud, old, {**drill, "taly:started-at": ago(4)})    # longer than any drill runs
+    reason = "owned by ops-runner-2.internal, may still be running; pass --older-than 0 --force to remove"
+    try:
+        data = as_json(taly("drill", "reap", "--env", ENV, "-o", "json"))
+        assert [(e["instance_id"], e["deleted"]) for e in data["reaped"]] == [(old, True)]
+        assert [(s["instance_id"], s["reason"]) for s in data["skipped"]] == [(young, reason)]
+        assert describe(cloud, young) is not None and describe(cloud, old) is None
+        table = taly("drill", "reap", "--env", ENV, "--older-than", "0.5", env={"COLUMNS": "250"})
+        assert table.exit_code == 0 and f"skipped {young}: {reason}" in table.stdout
+
+        forced = taly("drill", "reap", "--env", ENV, "--older-than", "0", "--force", "-o", "json")
+        assert forced.exit_code == 0, forced.stderr
+        assert [(e["instance_id"], e["deleted"]) for e in as_json(forced)["reaped"]] == [(young, True)]
+        assert describe(cloud, young) is None and {PRIMARY, REPLICA} <= instance_ids(cloud)
+        assert [a["inputs"]["force"] for a in audit(project) if a["what"] == "drill.reap.rds"] == [False, False, True]
+    finally:
+        for iid in (young, old):
+            if describe(cloud, iid) is not None:
+                client(cloud["url"], "rds").delete_db_instance(DBInstanceIdentifier=iid, SkipFinalSnapshot=True)
+
+
+def test_reap_help_explains_force():
+    from taly_ops.operations import rds_drill
+
+    result = taly("drill", "reap", "--help", env={"COLUMNS": "200"})
+    text = " ".join(result.stdout.split())
+    assert result.exit_code == 0 and "--force" in text
+    assert f"another host less than {rds_drill.OTHER_HOST_DRILL_HOURS:g} h ago" in text  # the help's figure is the constant's

@@ -105,3 +105,59 @@ def test_junit_of_an_rds_drill_names_the_restore_point_kind_and_the_error():
     assert props["restore_point_kind"] == "pitr"
     failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
     assert failed == {"schema fingerprint", "rto", "completed"}
+
+
+class _FakeRDS:
+    """Enough of a boto3 RDS client for reap_rds: list, describe one, delete (gone at once)."""
+
+    def __init__(self, instances: list[dict]) -> None:
+        self.instances = {i["DBInstanceIdentifier"]: i for i in instances}
+        self.deleted: list[str] = []
+
+    def get_paginator(self, name: str):
+        assert name == "describe_db_instances"
+        return SimpleNamespace(paginate=lambda: [{"DBInstances": list(self.instances.values())}])
+
+    def describe_db_instances(self, DBInstanceIdentifier: str):
+        if DBInstanceIdentifier not in self.instances:
+            raise ClientError({"Error": {"Code": "DBInstanceNotFound", "Message": "not found"}}, "DescribeDBInstances")
+        return {"DBInstances": [self.instances[DBInstanceIdentifier]]}
+
+    def delete_db_instance(self, DBInstanceIdentifier: str, **_: object):
+        self.deleted.append(DBInstanceIdentifier)
+        return {"DBInstance": {**self.instances.pop(DBInstanceIdentifier), "DBInstanceStatus": "deleting"}}
+
+
+def _reap_env(tmp_path, rds) -> SimpleNamespace:
+    return SimpleNamespace(name="dev", state_dir=tmp_path, aws_client=lambda service: rds,
+                           contract=SimpleNamespace(database=SimpleNamespace(primary_id="taly-dev-db", replica_ids=[])))
+
+
+def _drill_instance(iid: str, started_at: str) -> dict:
+    tags = {"taly:drill": "true", "taly:environment": "dev", "taly:started-at": started_at, "taly:owner": "none"}
+    return {"DBInstanceIdentifier": iid, "DBInstanceStatus": "available", "TagList": rds_api.tag_list(tags),
+            "InstanceCreateTime": dt.datetime.now(dt.timezone.utc)}
+
+
+def test_reap_reads_a_started_at_tag_without_offset_as_utc_and_a_bad_one_as_old_enough(tmp_path):
+    utc_now = dt.datetime.now(dt.timezone.utc)
+    naive_old = (utc_now - dt.timedelta(hours=5)).replace(tzinfo=None).isoformat(timespec="seconds")
+    naive_young = (utc_now - dt.timedelta(minutes=10)).replace(tzinfo=None).isoformat(timespec="seconds")
+    rds = _FakeRDS([_drill_instance("taly-drill-dev-a", naive_old), _drill_instance("taly-drill-dev-b", naive_young),
+                    _drill_instance("taly-drill-dev-c", "last tuesday")])
+    lines: list[str] = []
+    entries = rds_drill.reap_rds(_reap_env(tmp_path, rds), older_than_hours=1, progress=lines.append)
+    by_id = {e["instance_id"]: e for e in entries}
+    assert by_id["taly-drill-dev-a"]["deleted"] is True and "warning" not in by_id["taly-drill-dev-a"]
+    assert by_id["taly-drill-dev-b"]["skipped"] == "younger than 1h"  # 10 min ago in UTC, whatever the local zone
+    bad = by_id["taly-drill-dev-c"]
+    assert bad["deleted"] is True
+    assert bad["warning"] == "its taly:started-at tag 'last tuesday' is not an ISO 8601 time; taken as old enough"
+    assert rds.deleted == ["taly-drill-dev-a", "taly-drill-dev-c"]
+    assert any("warning: taly-drill-dev-c: its taly:started-at tag" in line for line in lines)
+
+
+def test_owner_tags_name_their_host():
+    assert rds_drill._owner_host("ops-runner-2.internal:4242:987654") == "ops-runner-2.internal"
+    assert rds_drill._owner_host("none") is None and rds_drill._owner_host(None) is None
+    assert rds_drill._owner_host("host:notapid:1") is None

@@ -70,7 +70,9 @@ def restore(
             report = ops.restore(backup_ops.resolve(env, state_dir), from_, keep=keep, port=port, spec_path=spec,
                                  progress=progress)
     except ops.Interrupted as exc:
-        typer.echo(f"interrupted by {exc}: the scratch instance was torn down", err=True)
+        left = (getattr(exc, "cleanup", None) or {}).get("error")  # RDS drills: what the teardown could not do
+        typer.echo(f"interrupted by {exc}: " + (f"the scratch instance may be left: {left}" if left
+                                                else "the scratch instance was torn down"), err=True)
         raise typer.Exit(128 + exc.signum) from None
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +86,12 @@ def restore(
 def reap(
     env: str = typer.Option(..., "--env", "-e", help=LOCAL_ONLY_ENV_HELP),
     older_than: float = typer.Option(0.0, "--older-than", min=0, help="Only drills started more than HOURS ago."),
+    force: bool = typer.Option(False, "--force", help=(
+        # 3 h: rds_drill.OTHER_HOST_DRILL_HOURS (not imported here: the CLI imports operations lazily).
+        "dev/staging/prod: also delete RDS scratch instances of drills started on another host less than "
+        "3 h ago (the longest a drill may still be running). Their owner cannot be "
+        "checked from this host, so without --force they are skipped. Drills running on this host are never "
+        "touched; logical drills ignore --force.")),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
 ) -> None:
@@ -91,9 +99,11 @@ def reap(
 
     Every environment: scratch PostgreSQL instances of logical drills on this machine. dev/staging/prod
     also: RDS instances tagged taly:drill=true and named taly-drill-<env>-* (deleted without a final
-    snapshot), except those of a drill still running on this host.
+    snapshot), except those of a drill still running on this host, and (unless --force) those of a
+    drill started on another host less than 3 h ago. An unreadable taly:started-at tag counts as old
+    enough; the entry's warning names it.
     JSON: {"reaped": [{drill_id, port, dir, instance_was_running, ...; RDS: kind "rds", instance_id,
-    status, deleted}], "skipped": [{drill_id, reason}], "unregistered_dirs": [...]}.
+    status, deleted, warning?}], "skipped": [{drill_id, reason}], "unregistered_dirs": [...]}.
     """
     from ..operations import backup as backup_ops
     from ..operations import drill as ops
@@ -104,7 +114,7 @@ def reap(
     else:
         from ..operations import rds_drill
 
-        result = rds_drill.reap(environment, older_than, progress=progress)
+        result = rds_drill.reap(environment, older_than, progress=progress, force=force)
     emit(output, result, _reaped)
 
 
@@ -155,7 +165,8 @@ def _report(r: dict[str, Any]) -> None:
     if r.get("error"):
         out.print(f"[red]error:[/red] {r['error']}", highlight=False)
     c = r["cleanup"]
-    removed = (c.get("deleted") or not c.get("instance_existed", True)) if kind != "logical" else c.get("dir_removed")
+    # instance_existed None: not known (the teardown failed, or the instance never showed): not "removed".
+    removed = (c.get("deleted") or c.get("instance_existed") is False) if kind != "logical" else c.get("dir_removed")
     out.print("scratch instance kept: " + c.get("remove_with", "") if c.get("kept") else
               f"scratch instance removed: {bool(removed)}" + (f" ({c['error']})" if c.get("error") else ""),
               highlight=False)
@@ -168,13 +179,14 @@ def _reaped(d: dict[str, Any]) -> None:
         out.print("nothing to reap")
     for r in d["reaped"]:
         if r.get("kind") == "rds":
-            out.print(f"reaped RDS instance {r['instance_id']} (was {r['status']}, now {r.get('status_after')})",
-                      highlight=False)
+            out.print(f"reaped RDS instance {r['instance_id']} (was {r['status']}, now {r.get('status_after')})"
+                      + (f"; warning: {r['warning']}" if r.get("warning") else ""), highlight=False)
             continue
         out.print(f"reaped {r['drill_id']} (port {r['port']}, instance was {'running' if r['instance_was_running'] else 'stopped'})",
                   highlight=False)
     for s in d["skipped"]:
-        out.print(f"skipped {s['drill_id']}: {s['reason']}", highlight=False)
+        out.print(f"skipped {s['drill_id']}: {s['reason']}" + (f" (warning: {s['warning']})" if s.get("warning") else ""),
+                  highlight=False)
     for p in d["unregistered_dirs"]:
         out.print(f"not in the registry (remove by hand if no drill runs): {p}", highlight=False)
 

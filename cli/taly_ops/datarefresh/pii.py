@@ -1,4 +1,5 @@
-"""The personal-data scan: every text, varchar, char, json, jsonb and array column of every table.
+"""The personal-data scan: every text, varchar, char, citext, json, jsonb and array column of every table
+(and every column of a domain over one of those: schema.Column.kind).
 
 PostgreSQL finds the candidates (`regexp_matches` with the patterns of patterns.py; JSON escapes
 turned into spaces first) and drops the reserved fake ranges; Python then judges each candidate (8 to

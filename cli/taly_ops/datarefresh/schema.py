@@ -4,6 +4,11 @@ Read either from a live database's catalog (`from_connection`) or from a backup 
 (`from_dump_sql`: the DDL `pg_restore --schema-only -f -` prints from the dump's table of contents),
 so the rules file can be checked against the backup before anything starts. Both give the same model
 (a test compares them); types are PostgreSQL's format_type() spelling, which is what pg_dump prints.
+
+A column whose type is a DOMAIN is classed by the type the domain is over (a domain over a domain
+followed to its end): a domain over text, varchar, char or citext is text, over json or jsonb is json,
+so the scan reads it and the rules may anonymise it. citext, an extension type, is text; pg_dump
+qualifies it (`public.citext`), a live catalog may not.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 TEXT_TYPES = ("text", "character varying", "character", "citext", "name", "bpchar", "varchar")
 JSON_TYPES = ("json", "jsonb")
+EXTENSION_TEXT_TYPES = ("citext",)  # text types an extension adds: matched whatever schema qualifies them
 
 
 @dataclass
@@ -21,28 +27,42 @@ class Column:
     name: str
     type: str  # format_type(): "text", "character varying(255)", "character(4)", "jsonb", "text[]", ...
     nullable: bool
+    # When `type` is a domain: format_type() of the type it is over, domains over domains followed to the
+    # end ("character varying(20)", "citext", "jsonb"); None when `type` is not a domain.
+    domain_base: str | None = None
+
+    @property
+    def storage_type(self) -> str:
+        """The type the values really have: the domain's base type, else the column's type."""
+        return self.domain_base or self.type
 
     @property
     def base_type(self) -> str:
-        return self.type.split("(", 1)[0].strip()
+        return self.storage_type.split("(", 1)[0].strip()
 
     @property
     def kind(self) -> str:
-        """text, json, array (of anything: scanned as text) or other."""
-        if self.type.endswith("[]"):
+        """text, json, array (of anything: scanned as text) or other; a domain is classed by its base type."""
+        if self.storage_type.endswith("[]"):
             return "array"
-        if self.base_type in TEXT_TYPES:
+        base = self.base_type
+        if base in TEXT_TYPES or _EXTENSION_TEXT.fullmatch(base):
             return "text"
-        if self.base_type in JSON_TYPES:
+        if base in JSON_TYPES:
             return "json"
         return "other"
 
     @property
     def max_length(self) -> int | None:
-        m = re.match(r"^(?:character varying|character|varchar|bpchar)\((\d+)\)$", self.type)
+        t = self.storage_type
+        m = re.match(r"^(?:character varying|character|varchar|bpchar)\((\d+)\)$", t)
         if m:
             return int(m.group(1))
-        return 1 if self.type == "character" else None
+        return 1 if t == "character" else None
+
+
+# `citext`, `public.citext`, `"my schema".citext`: format_type() qualifies a type not on the search path.
+_EXTENSION_TEXT = re.compile(r"(?:.*\.)?(?:" + "|".join(EXTENSION_TEXT_TYPES) + ")")
 
 
 @dataclass
@@ -91,7 +111,7 @@ class Schema:
                                         for fk in self.foreign_keys), key=lambda f: (f["table"], f["name"]))}
 
     def text_columns(self) -> list[tuple[Table, Column]]:
-        """Every column the scanner reads: text, varchar, char, json, jsonb and arrays."""
+        """Every column the scanner reads: text, varchar, char, citext, json, jsonb, arrays, and domains over them."""
         return [(t, c) for _, t in sorted(self.tables.items()) for c in t.columns.values()
                 if c.kind in ("text", "json", "array")]
 
@@ -104,16 +124,19 @@ _ON_DELETE = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null"
 
 def from_connection(conn) -> Schema:
     s = Schema()
+    # Every domain: its base type's oid and format_type() (with the domain's typmod: varchar(20)).
+    domains = {oid: (base, spelled) for oid, base, spelled in conn.execute(
+        "SELECT oid, typbasetype, format_type(typbasetype, typtypmod) FROM pg_type WHERE typtype = 'd'").fetchall()}
     rows = conn.execute(f"""
-        SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull
+        SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, a.atttypid
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN {_SYSTEM} AND n.nspname NOT LIKE 'pg_temp%'
           AND NOT c.relispartition
         ORDER BY n.nspname, c.relname, a.attnum""").fetchall()
-    for nsp, rel, col, typ, nullable in rows:
+    for nsp, rel, col, typ, nullable, typid in rows:
         t = s.tables.setdefault(f"{nsp}.{rel}", Table(f"{nsp}.{rel}"))
-        t.columns[col] = Column(col, typ, bool(nullable))
+        t.columns[col] = Column(col, typ, bool(nullable), _domain_base(domains, typid))
     cons = conn.execute(f"""
         SELECT k.conname, k.contype::text, n.nspname || '.' || c.relname,
                ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
@@ -152,6 +175,15 @@ def from_connection(conn) -> Schema:
     return s
 
 
+def _domain_base(domains: dict, key) -> str | None:
+    """The type at the end of a chain of domains (None when `key` is not a domain); a cycle stops the walk."""
+    spelled, seen = None, set()
+    while key in domains and key not in seen:
+        seen.add(key)
+        key, spelled = domains[key]
+    return spelled
+
+
 # --- from pg_dump's DDL -----------------------------------------------------------------------------------
 
 _ID = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
@@ -160,6 +192,9 @@ _CREATE = re.compile(rf"^CREATE (?:UNLOGGED )?TABLE {_QNAME} \($(.*?)^\);$", re.
 _ALTER = re.compile(rf"^ALTER TABLE ONLY {_QNAME}\s+ADD CONSTRAINT ({_ID}) (.*?);$", re.M | re.S)
 _UNIQUE_INDEX = re.compile(rf"^CREATE UNIQUE INDEX {_ID} ON {_QNAME} USING \w+ \(([^()]*)\);$", re.M)
 _COLUMN_END = re.compile(r" (?:COLLATE|DEFAULT|NOT NULL|NULL|GENERATED|CONSTRAINT|CHECK)\b")
+# pg_dump: `CREATE DOMAIN public.short AS character varying(20) COLLATE ... NOT NULL DEFAULT ...`, its
+# constraints on the next lines. Names and types are spelled as in column definitions (schema-qualified).
+_DOMAIN = re.compile(rf"^CREATE DOMAIN ({_QNAME}) AS ([^\n]*?);?$", re.M)
 
 
 def _unquote(ident: str) -> str:
@@ -174,6 +209,12 @@ def _cols(text: str) -> tuple[str, ...]:
 def from_dump_sql(sql: str) -> Schema:
     """The schema from `pg_restore --schema-only -f -` output of a plain pg_dump of one database."""
     s = Schema()
+    domains: dict[str, tuple[str, str]] = {}
+    for m in _DOMAIN.finditer(sql):
+        rest = m.group(4)
+        end = _COLUMN_END.search(rest)
+        base = (rest[:end.start()] if end else rest).strip()
+        domains[m.group(1)] = (base, base)
     for m in _CREATE.finditer(sql):
         name = f"{_unquote(m.group(1))}.{_unquote(m.group(2))}"
         t = s.tables.setdefault(name, Table(name))
@@ -187,7 +228,8 @@ def from_dump_sql(sql: str) -> Schema:
             rest = cm.group(2)
             end = _COLUMN_END.search(rest)
             typ = (rest[:end.start()] if end else rest).strip()
-            t.columns[_unquote(cm.group(1))] = Column(_unquote(cm.group(1)), typ, "NOT NULL" not in rest)
+            t.columns[_unquote(cm.group(1))] = Column(_unquote(cm.group(1)), typ, "NOT NULL" not in rest,
+                                                      _domain_base(domains, typ))
     for m in _ALTER.finditer(sql):
         table = f"{_unquote(m.group(1))}.{_unquote(m.group(2))}"
         cname, body = _unquote(m.group(3)), " ".join(m.group(4).split())

@@ -9,6 +9,13 @@ credentials (Secrets Manager): the schema fingerprint against the source replica
 invariants and smoke queries of the drill spec (drill.verify_database). RTO is the drill's start
 to a verified restore. The instance is deleted (no final snapshot, automated backups too) whatever
 happens: success, failure, SIGTERM, Ctrl-C; with --keep it stays, and `taly drill reap` removes it.
+A signal during the restore call itself may leave RDS with an instance it has accepted but does not
+describe yet: the teardown looks for it again for TEARDOWN_SETTLE_SECONDS, and says so if it never
+showed (it may still appear: `taly drill reap`).
+
+`reap` cannot tell whether a drill on another host still runs (the taly:owner tag's pid is that host's):
+an instance owned by another host and started less than OTHER_HOST_DRILL_HOURS ago is left alone
+unless --force.
 
 The data checks connect to the restored instance, so a cloud drill verifies only where that
 instance answers: inside the VPC, from a network the stack's database.drillClientCidrs admits.
@@ -33,6 +40,11 @@ Progress = Callable[[str], None]
 KEYWORDS = ("snapshot", "pitr")
 WAIT_MINUTES = 120            # how long a restore may take to become available
 TEARDOWN_WAIT_SECONDS = 1800  # how long to wait for an instance that cannot be deleted yet (still creating)
+TEARDOWN_SETTLE_SECONDS = 30  # after a restore request was sent: how long describe may lag before "not found"
+TEARDOWN_SETTLE_POLL = 2.0    # ... and how often to look again meanwhile
+# The longest a drill on another host may still be running: the default restore wait (--wait-minutes) plus an
+# hour for verifying and tearing down. `reap` leaves such younger instances alone unless --force.
+OTHER_HOST_DRILL_HOURS = (WAIT_MINUTES + 60) / 60
 HOLD_ENV = "TALY_DRILL_HOLD_SECONDS"
 
 
@@ -54,6 +66,16 @@ def owner_tag() -> str:
     from ..local import supervisor
 
     return f"{socket.gethostname()}:{os.getpid()}:{supervisor.start_time(os.getpid()) or 0}"
+
+
+def _owner_host(tag: str | None) -> str | None:
+    """The host of a `host:pid:start-time` owner tag; None for `none` (kept) or anything else."""
+    try:
+        host, pid, started = (tag or "").rsplit(":", 2)
+        int(pid), int(started)
+    except ValueError:
+        return None
+    return host or None
 
 
 def _owner_alive(tag: str | None) -> int | None:
@@ -216,7 +238,7 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
              f"(subnet group {db.subnet_group_name}, security group {db.drill_security_group_id})")
     interrupted: Interrupted | None = None
     raise_after: BadInput | Unreachable | None = None
-    requested = {"sent": False}
+    requested = {"sent": False, "refused": False}
     with _signals_raise() as flags:
         try:
             try:
@@ -235,7 +257,9 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
             flags["shielded"] = True
             # A refused restore (its endpoint is a source's) is deleted even with --keep.
             kept = keep and interrupted is None and requested["sent"] and not isinstance(raise_after, BadInput)
-            report["cleanup"] = _teardown(env, rds, target_id, keep=kept, progress=progress)
+            # Sent and not refused by RDS (accepted, or interrupted/unanswered mid-call): it exists or soon will.
+            settle = TEARDOWN_SETTLE_SECONDS if requested["sent"] and not requested["refused"] else 0
+            report["cleanup"] = _teardown(env, rds, target_id, keep=kept, progress=progress, settle_seconds=settle)
     if report["cleanup"].get("kept"):
         report["cleanup"]["remove_with"] = (
             f"taly drill reap --env {env.name}  (or: aws rds delete-db-instance --db-instance-identifier {target_id} "
@@ -244,6 +268,7 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
            before={"restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
                    "restore_point": report["restore_point"]})
     if interrupted is not None:
+        interrupted.cleanup = report["cleanup"]  # for the command's last line: was the instance removed?
         raise interrupted
     if raise_after is not None:
         raise raise_after
@@ -253,6 +278,7 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
 def _run(env: Environment, rds, point: dict[str, Any], target_id: str, settings: dict[str, Any],
          credentials: tuple[str, str], spec: dict[str, Any], report: dict[str, Any], t0: float, wait_minutes: float,
          progress: Progress, requested: dict[str, bool]) -> None:
+    """The drill's steps; requested["sent"] once the restore call starts, ["refused"] if RDS answered no."""
     from .. import audit
     from ..adapters import postgres_tools as pgt
     from ..adapters import rds as rds_api
@@ -273,6 +299,8 @@ def _run(env: Environment, rds, point: dict[str, Any], target_id: str, settings:
         else:
             inst = rds_api.restore_to_point_in_time(rds, db.primary_id, target_id, point["at"], settings)
     except BaseException as exc:
+        # RDS's own refusal (bad input) created nothing; a signal or no answer leaves it unknown.
+        requested["refused"] = isinstance(exc, BadInput)
         audit.record(env.state_dir, "drill.rds.restore", env.name, outcome="failed",
                      inputs={"call": call, "target": target_id, "snapshot_id": point["snapshot_id"],
                              "restore_time": iso(point["at"])},
@@ -348,13 +376,34 @@ def _source_schema(env: Environment) -> tuple[dict[str, Any] | None, str | None]
 
 # --- teardown and reap ------------------------------------------------------------------------------
 
-def _teardown(env: Environment, rds, target_id: str, *, keep: bool, progress: Progress) -> dict[str, Any]:
-    """Delete the scratch instance (or keep it, marked so `reap` may remove it); never raises."""
+def _teardown(env: Environment, rds, target_id: str, *, keep: bool, progress: Progress,
+              settle_seconds: float = 0.0) -> dict[str, Any]:
+    """Delete the scratch instance (or keep it, marked so `reap` may remove it); never raises.
+
+    settle_seconds > 0 (the restore request was sent and not refused): an instance not described yet is
+    looked for again that long, every TEARDOWN_SETTLE_POLL seconds, before it is taken not to exist; if it
+    never shows, the result says so (error, remove_with) rather than that it was removed.
+    """
     from .. import audit
     from ..adapters import rds as rds_api
 
     try:
         inst = rds_api.instance(rds, target_id)
+        if inst is None and settle_seconds > 0:
+            progress(f"{target_id} is not described yet although its restore was requested; looking again for up "
+                     f"to {settle_seconds:.0f}s")
+            t0 = time.monotonic()
+            while inst is None and time.monotonic() - t0 < settle_seconds:
+                time.sleep(TEARDOWN_SETTLE_POLL)
+                inst = rds_api.instance(rds, target_id)
+            if inst is None:
+                message = (f"{target_id} not found after {time.monotonic() - t0:.0f}s; its restore was requested, so it "
+                           f"may still appear: run taly drill reap --env {env.name}")
+                progress(f"warning: {message}")
+                audit.record(env.state_dir, "drill.rds.delete", env.name, inputs={"instance_id": target_id},
+                             outcome="not-found", detail={"error": message})
+                return {"kept": False, "instance_existed": None, "deleted": False, "instance_id": target_id,
+                        "error": message, "remove_with": f"taly drill reap --env {env.name}"}
         if inst is None:
             return {"kept": False, "instance_existed": False, "deleted": False, "instance_id": target_id}
         if keep:
@@ -413,28 +462,53 @@ def delete(env: Environment, rds, instance_id: str, *, progress: Progress,
             "automated_backups_deleted": True}
 
 
-def reap(env: Environment, older_than_hours: float = 0.0, progress: Progress = _noop) -> dict[str, Any]:
+def reap(env: Environment, older_than_hours: float = 0.0, progress: Progress = _noop,
+         force: bool = False) -> dict[str, Any]:
     """What drills of a cloud environment left behind: logical drills' scratch PostgreSQL on this machine
-    (drill.reap) and scratch RDS instances. Same shape as drill.reap's result; RDS entries have kind "rds"."""
+    (drill.reap; `force` does not apply) and scratch RDS instances. Same shape as drill.reap's result;
+    RDS entries have kind "rds", and "warning" when their taly:started-at tag could not be read."""
     from .. import audit
     from . import drill as drill_ops
 
     result = drill_ops.reap(env, older_than_hours, progress=progress)
-    entries = reap_rds(env, older_than_hours, progress=progress)
+    entries = reap_rds(env, older_than_hours, progress=progress, force=force)
     reaped = [e for e in entries if "skipped" not in e]
     result["reaped"] += reaped
     result["skipped"] += [{"drill_id": e["drill_id"], "instance_id": e["instance_id"], "kind": "rds",
-                           "reason": e["skipped"]} for e in entries if "skipped" in e]
-    audit.record(env.state_dir, "drill.reap.rds", env.name, inputs={"older_than_hours": older_than_hours},
+                           "reason": e["skipped"], **({"warning": e["warning"]} if "warning" in e else {})}
+                          for e in entries if "skipped" in e]
+    audit.record(env.state_dir, "drill.reap.rds", env.name, inputs={"older_than_hours": older_than_hours,
+                                                                    "force": force},
                  outcome="ok", after={"reaped": [e["instance_id"] for e in reaped]})
     return result
 
 
-def reap_rds(env: Environment, older_than_hours: float = 0.0, progress: Progress = _noop) -> list[dict[str, Any]]:
+def _started_at(tags: dict[str, str], inst: dict[str, Any]) -> tuple[dt.datetime | None, str | None]:
+    """(when the instance's drill started, aware; a problem with its tag). None: not known, taken as old enough.
+
+    taly:started-at without a UTC offset is UTC (what drills write); without the tag, the creation time.
+    """
+    from ..adapters import rds as rds_api
+
+    raw = tags.get("taly:started-at")
+    if raw is None:
+        return rds_api.utc(inst.get("InstanceCreateTime")) or now(), None
+    try:
+        started = dt.datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return None, f"its taly:started-at tag {raw[:64]!r} is not an ISO 8601 time; taken as old enough"
+    return (started.replace(tzinfo=dt.timezone.utc) if started.tzinfo is None else started), None
+
+
+def reap_rds(env: Environment, older_than_hours: float = 0.0, progress: Progress = _noop,
+             force: bool = False) -> list[dict[str, Any]]:
     """Delete scratch instances drills left in RDS: tagged taly:drill=true, named taly-drill-<env>-*.
 
     Skipped: younger than older_than_hours (by taly:started-at, else the creation time), owned by a drill
-    still running on this host, already deleting. Never the contract's primary or replicas.
+    still running on this host, owned by another host and younger than OTHER_HOST_DRILL_HOURS (unless
+    force: this host cannot tell whether that drill still runs), already deleting. Never the contract's
+    primary or replicas. An unreadable taly:started-at is taken as old enough, and the entry's "warning"
+    says so.
     """
     from .. import audit
     from ..adapters import rds as rds_api
@@ -456,15 +530,22 @@ def reap_rds(env: Environment, older_than_hours: float = 0.0, progress: Progress
         entry = {"drill_id": tags.get("taly:drill-id", iid), "instance_id": iid, "kind": "rds", "status": status,
                  "port": (inst.get("Endpoint") or {}).get("Port"), "dir": None,
                  "instance_was_running": status == "available", "kept": tags.get("taly:kept") == "true"}
-        try:
-            started = dt.datetime.fromisoformat(tags["taly:started-at"])
-        except (KeyError, ValueError):
-            started = rds_api.utc(inst.get("InstanceCreateTime")) or now()
-        if started > cutoff:
+        started, bad_tag = _started_at(tags, inst)
+        if bad_tag:
+            entry["warning"] = bad_tag
+            progress(f"warning: {iid}: {bad_tag}")
+        if started is not None and started > cutoff:
             out.append({**entry, "skipped": f"younger than {older_than_hours:g}h"})
             continue
-        if tags.get("taly:kept") != "true" and (pid := _owner_alive(tags.get("taly:owner"))):
+        owned = tags.get("taly:kept") != "true"
+        if owned and (pid := _owner_alive(tags.get("taly:owner"))):
             out.append({**entry, "skipped": f"its drill (pid {pid}) is still running"})
+            continue
+        host = _owner_host(tags.get("taly:owner")) if owned else None
+        if (not force and host is not None and host != socket.gethostname() and started is not None
+                and now() - started < dt.timedelta(hours=OTHER_HOST_DRILL_HOURS)):
+            out.append({**entry, "skipped": f"owned by {host}, may still be running; pass --older-than 0 --force "
+                                            "to remove"})
             continue
         if status == "deleting":
             out.append({**entry, "skipped": "already deleting"})
