@@ -169,6 +169,8 @@ def test_row_changed_after_the_backup_still_verifies_against_the_restore_point(l
     last = report["source_last_write"]
     assert last["how"] == "pg_last_committed_xact()" and last["error"] is None, last
     assert last["at"] > report["restore_point"] and last["missed_seconds"] > 0
+    table = taly(local, "drill", "restore", "--from", m["backup_id"])
+    assert table.exit_code == 0 and "would miss" in table.stdout and "of writes" in table.stdout, table.stdout
     # ... and the source has moved on: a newer backup has a different checksum.
     assert backup(local)["tables"]["public.tenants"]["checksum"] != before["checksum"]
 

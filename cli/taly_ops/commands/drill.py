@@ -146,6 +146,13 @@ def _report(r: dict[str, Any]) -> None:
     out.print(f"RPO {r['rpo_seconds']}s (target {tg['rpo_seconds']}s, {'met' if tg['rpo_met'] else 'MISSED'});  "
               f"RTO {r['rto_seconds']}s (target {tg['rto_seconds']}s, {'met' if tg['rto_met'] else 'MISSED'})",
               highlight=False)
+    last = r.get("source_last_write") or {}
+    if last.get("missed_seconds") is not None:
+        when = f"last wrote at {last['at']}" if last.get("at") else last.get("how")
+        out.print(f"source {last['endpoint']}: {when}; a restore of this backup now would miss "
+                  f"{last['missed_seconds']}s of writes", highlight=False)
+    elif last.get("error") or last.get("how"):
+        out.print(f"source's last write unknown: {last.get('error') or last.get('how')}", highlight=False)
     bad_files = [f for f in ver["files"] if not f["passed"]]
     if bad_files:
         out.print("files failing their checksum: " + ", ".join(f"{f['file']} ({f['problem']})" for f in bad_files),
