@@ -17,10 +17,11 @@ import shutil
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..errors import BadInput, Unreachable
+from ..errors import BadInput, TalyError, Unreachable
 from .backup import BACKUPS_PREFIX, DRILLS_PREFIX, Environment, iso, now
 
 Progress = Callable[[str], None]
@@ -102,6 +103,58 @@ def _signals_raise() -> Iterator[dict[str, bool]]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@dataclass
+class Guarded:
+    """How guarded work ended: interrupted by a signal, or a BadInput/Unreachable kept for after the report."""
+
+    interrupted: Interrupted | None = None
+    raise_after: TalyError | None = None
+
+    def reraise(self) -> None:
+        if self.interrupted is not None:
+            raise self.interrupted
+        if self.raise_after is not None:
+            raise self.raise_after
+
+
+def describe_error(exc: Exception) -> str:
+    """An unexpected error as one line; PostgreSQL's primary message only (its DETAIL can quote a row)."""
+    if hasattr(exc, "sqlstate"):
+        from ..datarefresh.anonymize import pg_message
+
+        return f"{type(exc).__name__}: {pg_message(exc)}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_guarded(work: Callable[[dict[str, bool]], None], clean_up: Callable[[Guarded], dict[str, Any]],
+                report: dict[str, Any], label: str, progress: Progress) -> Guarded:
+    """Run work(flags); then, whatever happened (an error, SIGTERM, SIGHUP, Ctrl-C), clean_up with signals shielded.
+
+    Every scratch copy (a drill's PostgreSQL or RDS instance, a refresh's) is made inside work and
+    removed by clean_up, whose result is report["cleanup"]. Errors become report["error"]: a failed
+    run is a report, not a traceback. The interruption and BadInput/Unreachable (exit 2/3) are kept
+    in the result, for the caller to re-raise once it has reported.
+    """
+    outcome = Guarded()
+    with _signals_raise() as flags:
+        try:
+            try:
+                work(flags)
+            except Interrupted as exc:
+                outcome.interrupted = exc
+                report["error"] = f"interrupted by {exc}"
+                progress(f"{label}: interrupted by {exc}; cleaning up")
+            except (BadInput, Unreachable) as exc:
+                outcome.raise_after = exc
+                report["error"] = exc.message
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                report["error"] = describe_error(exc)
+        finally:
+            flags["shielded"] = True
+            report["cleanup"] = clean_up(outcome)
+    return outcome
 
 
 # --- spec -------------------------------------------------------------------------------------------
@@ -224,31 +277,14 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
                  before={"registry": "registered"}, after={"drill_id": drill_id, "target": report["target"]})
     progress(f"drill {drill_id}: restoring backup {backup_id} (restore point {manifest['snapshot']['at']}, "
              f"RPO {rpo_seconds:.0f}s) into a scratch instance on {host}:{port}")
-    interrupted: Interrupted | None = None
-    raise_after: BadInput | Unreachable | None = None  # exit 2 or 3, once cleaned up and reported
     spawned: dict[str, Any] = {}  # the instance as soon as it is spawned, should the registry miss it
-    with _signals_raise() as flags:
-        try:
-            try:
-                _run(env, manifest, spec, root, port, drill_id, report, t0, progress, spawned)
-            except Interrupted as exc:
-                interrupted = exc
-                report["error"] = f"interrupted by {exc}"
-                progress(f"drill {drill_id}: interrupted by {exc}; tearing the scratch instance down")
-            except (BadInput, Unreachable) as exc:
-                raise_after = exc
-                report["error"] = exc.message
-            except Exception as exc:  # noqa: BLE001 - a failed drill is a report, not a traceback
-                report["error"] = f"{type(exc).__name__}: {exc}"
-        finally:
-            flags["shielded"] = True
-            report["cleanup"] = _teardown(env, drill_id, keep and interrupted is None, progress, spawned)
-    finish(env, report, t0=t0, inputs=inputs, interrupted=interrupted is not None, progress=progress,
+    outcome = run_guarded(
+        lambda flags: _run(env, manifest, spec, root, port, drill_id, report, t0, progress, spawned),
+        lambda o: _teardown(env, drill_id, keep and o.interrupted is None, progress, spawned),
+        report, f"drill {drill_id}", progress)
+    finish(env, report, t0=t0, inputs=inputs, interrupted=outcome.interrupted is not None, progress=progress,
            before={"backup_id": backup_id, "restore_point": report["restore_point"]})
-    if interrupted is not None:
-        raise interrupted
-    if raise_after is not None:
-        raise raise_after
+    outcome.reraise()
     return report
 
 

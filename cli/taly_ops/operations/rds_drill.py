@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from ..errors import BadInput, Unreachable
 from .backup import Environment, iso, now
-from .drill import SPEC, Interrupted, _signals_raise, finish, load_spec, verify_database
+from .drill import SPEC, Guarded, finish, load_spec, run_guarded, verify_database
 
 Progress = Callable[[str], None]
 KEYWORDS = ("snapshot", "pitr")
@@ -236,42 +236,29 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
     what = f"snapshot {point['snapshot_id']}" if point["kind"] == "snapshot" else f"{db.primary_id} at {iso(point['at'])}"
     progress(f"drill {drill_id}: restoring {what} (RPO {rpo:.0f}s) into the scratch RDS instance {target_id} "
              f"(subnet group {db.subnet_group_name}, security group {db.drill_security_group_id})")
-    interrupted: Interrupted | None = None
-    raise_after: BadInput | Unreachable | None = None
     requested = {"sent": False, "refused": False}
-    with _signals_raise() as flags:
-        try:
-            try:
-                _run(env, rds, point, target_id, settings, credentials, spec, report, t0, wait_minutes, progress,
-                     requested)
-            except Interrupted as exc:
-                interrupted = exc
-                report["error"] = f"interrupted by {exc}"
-                progress(f"drill {drill_id}: interrupted by {exc}; deleting the scratch instance")
-            except (BadInput, Unreachable) as exc:
-                raise_after = exc
-                report["error"] = exc.message
-            except Exception as exc:  # noqa: BLE001 - a failed drill is a report, not a traceback
-                report["error"] = f"{type(exc).__name__}: {exc}"
-        finally:
-            flags["shielded"] = True
-            # A refused restore (its endpoint is a source's) is deleted even with --keep.
-            kept = keep and interrupted is None and requested["sent"] and not isinstance(raise_after, BadInput)
-            # Sent and not refused by RDS (accepted, or interrupted/unanswered mid-call): it exists or soon will.
-            settle = TEARDOWN_SETTLE_SECONDS if requested["sent"] and not requested["refused"] else 0
-            report["cleanup"] = _teardown(env, rds, target_id, keep=kept, progress=progress, settle_seconds=settle)
+
+    def clean_up(o: Guarded) -> dict[str, Any]:
+        # A refused restore (its endpoint is a source's) is deleted even with --keep.
+        kept = keep and o.interrupted is None and requested["sent"] and not isinstance(o.raise_after, BadInput)
+        # Sent and not refused by RDS (accepted, or interrupted/unanswered mid-call): it exists or soon will.
+        settle = TEARDOWN_SETTLE_SECONDS if requested["sent"] and not requested["refused"] else 0
+        return _teardown(env, rds, target_id, keep=kept, progress=progress, settle_seconds=settle)
+
+    outcome = run_guarded(
+        lambda flags: _run(env, rds, point, target_id, settings, credentials, spec, report, t0, wait_minutes,
+                           progress, requested),
+        clean_up, report, f"drill {drill_id}", progress)
     if report["cleanup"].get("kept"):
         report["cleanup"]["remove_with"] = (
             f"taly drill reap --env {env.name}  (or: aws rds delete-db-instance --db-instance-identifier {target_id} "
             f"--skip-final-snapshot --delete-automated-backups --region {env.contract.region})")
-    finish(env, report, t0=t0, inputs=inputs, interrupted=interrupted is not None, progress=progress,
+    finish(env, report, t0=t0, inputs=inputs, interrupted=outcome.interrupted is not None, progress=progress,
            before={"restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
                    "restore_point": report["restore_point"]})
-    if interrupted is not None:
-        interrupted.cleanup = report["cleanup"]  # for the command's last line: was the instance removed?
-        raise interrupted
-    if raise_after is not None:
-        raise raise_after
+    if outcome.interrupted is not None:
+        outcome.interrupted.cleanup = report["cleanup"]  # for the command's last line: was the instance removed?
+    outcome.reraise()
     return report
 
 

@@ -244,35 +244,19 @@ def _execute(src, dst, manifest, rules, schema, plan, spec, percent, anonymize, 
                         "scratch": {"port": port, "dir": str(root)}})
     progress(f"refresh {refresh_id}: {report['from']} backup {report['backup_id']} -> {report['to']} "
              f"{report['target']['host']}:{report['target']['port']}/{report['target']['database']}")
-    interrupted: drill_ops.Interrupted | None = None
-    raise_after: TalyError | None = None
     spawned: dict[str, Any] = {}
     state = {"created": False}
-    with drill_ops._signals_raise() as flags:
-        try:
-            try:
-                _run(src, dst, manifest, rules, plan, spec, percent, key, root, port, report, t0, progress,
-                     spawned, state, flags)
-            except drill_ops.Interrupted as exc:
-                interrupted = exc
-                report["error"] = f"interrupted by {exc}"
-                progress(f"refresh {refresh_id}: interrupted by {exc}; cleaning up")
-            except (BadInput, Unreachable) as exc:
-                raise_after = exc
-                report["error"] = exc.message
-            except Exception as exc:  # noqa: BLE001 - a failed refresh is a report, not a traceback
-                from ..datarefresh.anonymize import pg_message
-
-                report["error"] = f"{type(exc).__name__}: {pg_message(exc) if hasattr(exc, 'sqlstate') else exc}"
-        finally:
-            flags["shielded"] = True
-            report["cleanup"] = _cleanup(dst, report, state, refresh_id, progress, spawned)
+    outcome = drill_ops.run_guarded(
+        lambda flags: _run(src, dst, manifest, rules, plan, spec, percent, key, root, port, report, t0, progress,
+                           spawned, state, flags),
+        lambda o: _cleanup(dst, report, state, refresh_id, progress, spawned),
+        report, f"refresh {refresh_id}", progress)
     report["status"] = "ok" if report["swapped"] and not report["error"] else "failed"
     report["timings"]["total_seconds"] = round(time.monotonic() - t0, 2)
     report["finished_at"] = iso(now())
     scan = report["pii_scan"]
     audit.record(dst.state_dir, "data.refresh", dst.name, inputs=inputs,
-                 outcome="interrupted" if interrupted else report["status"],
+                 outcome="interrupted" if outcome.interrupted else report["status"],
                  before={"database": report["target"]["database"], "existed": report["target"]["existed"]},
                  after={"refresh_id": refresh_id, "swapped": report["swapped"],
                         "database": report["target"]["database"] if report["swapped"] else None,
@@ -283,10 +267,7 @@ def _execute(src, dst, manifest, rules, schema, plan, spec, percent, anonymize, 
                         "rows": {t: v["rows_after"] for t, v in report["tables"].items()},
                         "cleanup": report["cleanup"]},
                  detail={"error": report["error"]} if report["error"] else None)
-    if interrupted is not None:
-        raise interrupted
-    if raise_after is not None:
-        raise raise_after
+    outcome.reraise()
     return report
 
 
