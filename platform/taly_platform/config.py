@@ -28,6 +28,19 @@ class _Model(BaseModel):
 
 
 Days = Annotated[int, Field(ge=1, le=3650)]
+# Kubernetes quantities, in the forms the chart's values.schema.json accepts (memory in Mi or Gi only).
+CpuQuantity = Annotated[str, Field(pattern=r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$")]
+MemoryQuantity = Annotated[str, Field(pattern=r"^[1-9][0-9]*(Mi|Gi)$")]
+
+
+def millicores(quantity: str) -> int:
+    """"250m" -> 250, "1.5" -> 1500."""
+    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def mebibytes(quantity: str) -> int:
+    """"512Mi" -> 512, "2Gi" -> 2048."""
+    return int(quantity[:-2]) * (1024 if quantity.endswith("Gi") else 1)
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -214,15 +227,20 @@ class ServiceSizing(_Model):
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 3
     cpu_target_percent: Annotated[int, Field(ge=10, le=100)] = 70
     memory_target_percent: Annotated[int, Field(ge=10, le=100)] = 80
-    cpu_request: str = "100m"
-    cpu_limit: str = "500m"
-    memory_request: str = "128Mi"
-    memory_limit: str = "512Mi"
+    cpu_request: CpuQuantity = "100m"
+    cpu_limit: CpuQuantity = "500m"
+    memory_request: MemoryQuantity = "128Mi"
+    memory_limit: MemoryQuantity = "512Mi"
 
     @model_validator(mode="after")
     def _range(self) -> "ServiceSizing":
         if self.max_replicas < self.min_replicas:
             raise ValueError("maxReplicas must be >= minReplicas")
+        # Kubernetes rejects a pod whose request exceeds its limit; say so here, not at rollout time.
+        if millicores(self.cpu_request) > millicores(self.cpu_limit):
+            raise ValueError(f"cpuRequest {self.cpu_request} must be <= cpuLimit {self.cpu_limit}")
+        if mebibytes(self.memory_request) > mebibytes(self.memory_limit):
+            raise ValueError(f"memoryRequest {self.memory_request} must be <= memoryLimit {self.memory_limit}")
         return self
 
 

@@ -398,9 +398,12 @@ def _bad(name: str, **overrides: Any) -> dict[str, Any]:
         ({"sizing__cpuLimit": 1}, ["/sizing/cpuLimit", "want string"]),
         ({"replicas": 3}, ["additional properties 'replicas' not allowed"]),
         ({"ingress__enabled": True}, ["ingress.enabled needs public: true"]),
+        ({"sizing__cpuRequest": "2", "sizing__cpuLimit": "1500m"}, ["sizing.cpuRequest (2) must be <= sizing.cpuLimit (1500m)"]),
+        ({"sizing__memoryRequest": "2Gi", "sizing__memoryLimit": "1536Mi"},
+         ["sizing.memoryRequest (2Gi) must be <= sizing.memoryLimit (1536Mi)"]),
     ],
     ids=["tag-latest", "min-0", "max-101", "min-wrong-type", "port-wrong-type", "min-gt-max", "environment",
-         "role-arn", "cpu-number", "unknown-key", "ingress-internal"],
+         "role-arn", "cpu-number", "unknown-key", "ingress-internal", "cpu-request-gt-limit", "memory-request-gt-limit"],
 )
 def test_bad_values_fail_with_a_clear_message(helm_bin: str, overrides: dict[str, Any], expected: list[str]) -> None:
     with pytest.raises(helm.HelmFailed) as err:
@@ -473,3 +476,12 @@ def test_manifests_are_valid_kubernetes_objects(rendered) -> None:
             except kubernetes_validate.ValidationError as exc:
                 problems.append(f"{name}/{profile} {doc['kind']}/{doc['metadata']['name']}: {exc.message}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(("cpu", "memory"), [(("1", "1000m"), ("1Gi", "1024Mi")), (("250m", "0.5"), ("512Mi", "1Gi"))],
+                         ids=["equal-in-other-units", "less"])
+def test_requests_up_to_their_limits_render(helm_bin: str, cpu: tuple[str, str], memory: tuple[str, str]) -> None:
+    values = _bad("auth", sizing__cpuRequest=cpu[0], sizing__cpuLimit=cpu[1],
+                  sizing__memoryRequest=memory[0], sizing__memoryLimit=memory[1])
+    container = one(render("auth", values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"]["cpu"] == cpu[0] and container["resources"]["limits"]["memory"] == memory[1]

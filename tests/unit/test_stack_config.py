@@ -125,3 +125,16 @@ def test_drill_client_cidrs_are_private_cidr_blocks(project_copy: Path, cidrs: s
 
 def test_drill_client_cidrs_default_to_none(project_root: Path) -> None:
     assert all(load_stack(project_root, env).database.drill_client_cidrs == [] for env in ENVIRONMENTS)
+
+
+@pytest.mark.parametrize("old, new, key, problem", [
+    ("cpuRequest: 250m", "cpuRequest: 1500m", "taly:services.sizing", "cpuRequest 1500m must be <= cpuLimit 1"),
+    ("memoryRequest: 256Mi", "memoryRequest: 2Gi", "taly:services.sizing", "memoryRequest 2Gi must be <= memoryLimit 1Gi"),
+    ("memoryLimit: 1Gi", "memoryLimit: 1G", "taly:services.sizing.memoryLimit", "should match pattern"),
+    ("cpuRequest: 250m", "cpuRequest: 0.25cores", "taly:services.sizing.cpuRequest", "should match pattern"),
+])
+def test_sizing_quantities_and_requests_within_limits(project_copy: Path, old: str, new: str, key: str, problem: str) -> None:
+    _edit(project_copy, "prod", old, new)
+    with pytest.raises(StackConfigError, match=problem) as err:
+        load_stack(project_copy, "prod")
+    assert err.value.key == key

@@ -8,7 +8,6 @@ afterwards `pulumi up` ignores them, because releases belong to the ops CLI's pr
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from ..catalog import CATALOG
-from ..config import ServicesConfig
+from ..config import ServicesConfig, mebibytes, millicores
 from .base import child
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "taly-service"
@@ -56,18 +55,6 @@ def kubeconfig(name: pulumi.Input[str], endpoint: pulumi.Input[str], ca: pulumi.
     }))
 
 
-def _millis(quantity: str) -> int:
-    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
-
-
-def _mebibytes(quantity: str) -> int:
-    units = {"Mi": 1, "Gi": 1024}
-    match = re.fullmatch(r"(\d+)(Mi|Gi)", quantity)
-    if not match:
-        raise ValueError(f"memory quantity {quantity!r}: use Mi or Gi")
-    return int(match[1]) * units[match[2]]
-
-
 def quota(services: ServicesConfig) -> dict[str, str]:
     """Room for every service at its maximum, plus one surge pod each during a rolling update."""
     pods = cpu_req = cpu_lim = mem_req = mem_lim = 0
@@ -75,10 +62,10 @@ def quota(services: ServicesConfig) -> dict[str, str]:
         s = services.sizing_for(svc.name)
         n = s.max_replicas + 1
         pods += n
-        cpu_req += n * _millis(s.cpu_request)
-        cpu_lim += n * _millis(s.cpu_limit)
-        mem_req += n * _mebibytes(s.memory_request)
-        mem_lim += n * _mebibytes(s.memory_limit)
+        cpu_req += n * millicores(s.cpu_request)
+        cpu_lim += n * millicores(s.cpu_limit)
+        mem_req += n * mebibytes(s.memory_request)
+        mem_lim += n * mebibytes(s.memory_limit)
     return {"pods": str(pods), "requests.cpu": f"{cpu_req}m", "limits.cpu": f"{cpu_lim}m",
             "requests.memory": f"{mem_req}Mi", "limits.memory": f"{mem_lim}Mi"}
 
@@ -133,14 +120,14 @@ class Workloads(pulumi.ComponentResource):
         meta = lambda name: {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/part-of": "taly"}}  # noqa: E731
 
         k8s.core.v1.ResourceQuota(f"{n}-quota", metadata=meta("taly-services"), spec={"hard": quota(s)}, opts=in_ns())
-        largest = max((s.sizing_for(svc.name) for svc in CATALOG), key=lambda z: _millis(z.cpu_limit))
+        largest = max((s.sizing_for(svc.name) for svc in CATALOG), key=lambda z: millicores(z.cpu_limit))
         k8s.core.v1.LimitRange(
             f"{n}-limits", metadata=meta("taly-defaults"),
             spec={"limits": [{
                 "type": "Container",
                 "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
                 "default": {"cpu": "500m", "memory": "512Mi"},
-                "max": {"cpu": largest.cpu_limit, "memory": max((s.sizing_for(x.name).memory_limit for x in CATALOG), key=_mebibytes)},
+                "max": {"cpu": largest.cpu_limit, "memory": max((s.sizing_for(x.name).memory_limit for x in CATALOG), key=mebibytes)},
             }]},
             opts=in_ns(),
         )
