@@ -42,8 +42,11 @@ test: setup system-deps
 test-unit: setup
 	$(PY) -m pytest tests/unit
 
-bench: setup
+bench: setup system-deps
 	$(PY) benchmarks/bench_plan.py
+	$(PY) benchmarks/bench_health.py
+	$(PY) benchmarks/bench_refresh.py
+	$(PY) benchmarks/bench_drill.py   # ~1 GB database: a few minutes
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache
