@@ -167,6 +167,10 @@ class CacheConfig(_Model):
     multi_az: bool = True
     snapshot_retention_days: Annotated[int, Field(ge=0, le=35)] = 7
     snapshot_window: str = "01:00-02:00"
+    # The seeds' "RDB snapshots every hour": a scheduled function takes one an hour and deletes those
+    # older than the retention (ElastiCache's own snapshot is daily, and manual snapshots never expire).
+    hourly_snapshots: bool = True
+    hourly_snapshot_retention_hours: Annotated[int, Field(ge=2, le=720)] = 48
 
     @model_validator(mode="after")
     def _failover(self) -> "CacheConfig":

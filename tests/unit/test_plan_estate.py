@@ -426,3 +426,40 @@ def test_only_the_gateway_is_exposed_with_the_waf(plans, env):
     assert ingress.inputs["spec"]["tls"]
     deny = [p for p in plan.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy") if p.inputs["metadata"]["name"] == "default-deny-all"]
     assert len(deny) == 1
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_redis_is_snapshotted_every_hour_and_expired_by_a_function(plans, env):
+    plan = plans[env]
+    schedule = one(plan, "aws:scheduler/schedule:Schedule")
+    function = plan.named(f"taly-{env}-redis-snapshots", "aws:lambda/function:Function")
+    assert schedule.inputs["scheduleExpression"] == "rate(1 hour)"
+    target = schedule.inputs["target"]["arn"]
+    assert target.startswith("arn:aws:lambda:") and target.endswith(f"taly-{env}-redis-snapshots")
+    assert function.inputs["code"] == {"archive": {"redis_snapshots.py": {"file": "redis_snapshots.py"}}}
+    assert function.inputs["environment"]["variables"] == {"REPLICATION_GROUP_ID": f"taly-{env}-redis",
+                                                           "RETENTION_HOURS": "48"}
+    assert function.parent == schedule.parent == "cache"
+    policy = json.loads(plan.named(f"taly-{env}-redis-snapshots", "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    deletes = next(s for s in policy["Statement"] if s["Action"] == "elasticache:DeleteSnapshot")
+    assert deletes["Resource"].endswith(f":snapshot:taly-{env}-redis-hourly-*")  # its own snapshots, no others
+    invoke = json.loads(plan.named(f"taly-{env}-redis-snapshots-schedule", "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert [s["Action"] for s in invoke["Statement"]] == ["lambda:InvokeFunction"]
+
+
+def test_hourly_redis_snapshots_can_be_switched_off(project_root, tmp_path):
+    import shutil
+
+    from taly_ops.offline.plan import build_plan
+
+    (tmp_path / "Pulumi.yaml").write_text((project_root / "Pulumi.yaml").read_text())
+    shutil.copytree(project_root / "stacks", tmp_path / "stacks")
+    shutil.copytree(project_root / "charts", tmp_path / "charts")
+    path = tmp_path / "stacks" / "Pulumi.dev.yaml"
+    text = path.read_text()
+    assert "  taly:cache:\n" in text
+    path.write_text(text.replace("  taly:cache:\n", "  taly:cache:\n    hourlySnapshots: false\n", 1))
+    plan = build_plan(tmp_path, "dev")
+    assert plan.of_type("aws:scheduler/schedule:Schedule") == []
+    assert plan.of_type("aws:lambda/function:Function") == []
+    assert plan.of_type("aws:elasticache/replicationGroup:ReplicationGroup")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from pulumi.runtime import Mocks, MockCallArgs, MockResourceArgs
@@ -44,6 +45,21 @@ def redact(value: Any) -> Any:
         return [redact(v) for v in value]
     if value == UNKNOWN:
         return "[unknown]"
+    return _asset(value)
+
+
+def _asset(value: Any) -> Any:
+    """A Pulumi asset or archive (a Lambda function's code) as plain data: what it holds, not its bytes."""
+    import pulumi
+
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: _asset(v) for name, v in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.FileAsset):
+        return {"file": Path(value.path).name}
+    if isinstance(value, (pulumi.FileArchive, pulumi.RemoteArchive)):
+        return {"archive": value.path if isinstance(value, pulumi.FileArchive) else value.uri}
+    if isinstance(value, pulumi.StringAsset):
+        return {"text": f"[{len(value.text)} characters]"}
     return value
 
 
@@ -115,7 +131,6 @@ def _parent_name(urn: str) -> str | None:
 def _helm_template(args: dict[str, Any]) -> dict[str, Any]:
     """Answer helm.v3.Chart's invoke with the real `helm template` (an empty answer would hide the chart)."""
     import json
-    from pathlib import Path
 
     from ..adapters import helm
 
