@@ -63,11 +63,15 @@ def start_target(work: Path):
     s = scratch_postgres.prepare(work / "target", supervisor.free_port())
     scratch_postgres.initdb(s)
     scratch_postgres.spawn(s)
-    scratch_postgres.wait_ready(s)
-    admin = postgres.conninfo("127.0.0.1", s.port, s.password, dbname="postgres")
-    for db in TARGET_DATABASES.values():
-        postgres._query(admin, f"CREATE DATABASE {db}")
-        sample_data.load(postgres.conninfo("127.0.0.1", s.port, s.password, dbname=db), 1_000)
+    try:
+        scratch_postgres.wait_ready(s)
+        admin = postgres.conninfo("127.0.0.1", s.port, s.password, dbname="postgres")
+        for db in TARGET_DATABASES.values():
+            postgres._query(admin, f"CREATE DATABASE {db}")
+            sample_data.load(postgres.conninfo("127.0.0.1", s.port, s.password, dbname=db), 1_000)
+    except BaseException:  # main() has no handle on it yet: stop it here, or it outlives its removed directory
+        scratch_postgres.stop(s.pid, s.start_time, s.pgid)
+        raise
     return s
 
 

@@ -457,10 +457,17 @@ def test_a_finding_on_the_target_drops_the_new_database_and_leaves_the_old(local
     assert sample_data.fingerprint(target_info(target, "taly_staging")) == before and databases(target) == dbs
 
 
-def test_without_anonymize_a_source_with_personal_data_fails_the_scan(local, source, target, project):
+def test_without_anonymize_a_source_with_personal_data_fails_the_scan(local, source, target, project, tmp_path):
     originals, _ = source
     before = sample_data.fingerprint(target_info(target, "taly_staging"))
-    result = taly(project, local, "--from", "local", "--to", "staging", "-o", "json")
+    # The local estate is prod's database here (contracts/prod.json points at it): no copy without --anonymize.
+    refused = taly(project, local, "--from", "local", "--to", "staging", "-o", "json")
+    assert refused.exit_code == 2 and "is prod's" in refused.stderr and "--anonymize" in refused.stderr, refused.stderr
+    # Without a prod contract, nothing says so: the copy is made, and the scan stops it.
+    other = tmp_path / "no-prod"
+    shutil.copytree(project["root"], other, ignore=shutil.ignore_patterns("state"))
+    (other / "contracts" / "prod.json").unlink()
+    result = taly(project, local, "--from", "local", "--to", "staging", "-o", "json", env={"TALY_PROJECT_ROOT": str(other)})
     assert result.exit_code == 1, result.stdout + result.stderr
     r = as_json(result)
     assert not r["anonymized"] and r["anonymization"] == [] and not r["swapped"]

@@ -95,3 +95,86 @@ def test_a_tool_failure_keeps_the_error_and_drops_the_lines_that_quote_rows():
     text = ToolFailed("pg_restore exited with 1", output).without_rows
     assert "users_email_key" in text and "errors ignored on restore" in text
     assert "amelia" not in text and "Amelia" not in text
+
+
+class _FakeSource:
+    """A connection to a source that answers source_last_write's queries from a dict."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        self.answers = answers
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def execute(self, sql: str):
+        answer = next(v for k, v in self.answers.items() if k in sql)
+        return type("Cursor", (), {"fetchone": lambda _self: (answer,)})()
+
+
+@pytest.mark.parametrize(("tracked", "in_recovery", "missed"), [
+    ("off", False, None),  # a primary that does not track commit times: nothing is known
+    ("on", False, 0.0),    # it tracks them, and has committed nothing since it started (before the point)
+    ("off", True, 0.0),    # a standby that has replayed nothing since it started
+])
+def test_the_source_last_write_is_unknown_unless_something_would_have_seen_a_commit(monkeypatch, tracked,
+                                                                                    in_recovery, missed):
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from taly_ops.adapters import postgres_tools as pgt
+
+    point = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    answers = {"track_commit_timestamp": tracked, "pg_is_in_recovery": in_recovery,
+               "pg_last_committed_xact": None, "pg_last_xact_replay_timestamp": None,
+               "pg_postmaster_start_time": point - dt.timedelta(days=3)}
+    monkeypatch.setattr(pgt, "connect", lambda ep, **kw: _FakeSource(answers))
+    env = SimpleNamespace(source=SimpleNamespace(address="db:5432"))
+    last = drill_ops.source_last_write(env, point)
+    assert last["missed_seconds"] == missed and last["error"] is None, last
+    if missed is None:
+        assert "track_commit_timestamp is off" in last["how"]
+
+
+def test_a_signal_the_caller_ignores_stays_ignored_during_a_drill():
+    """`nohup taly drill restore ...`: the hang-up when the terminal closes must not tear the drill down."""
+    import os
+    import signal
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with drill_ops._signals_raise() as flags:
+            os.kill(os.getpid(), signal.SIGHUP)  # would raise Interrupted if handled
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN and not flags["fired"]
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_hang_up_interrupts_a_drill_run_from_a_terminal():
+    import os
+    import signal
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        with pytest.raises(drill_ops.Interrupted, match="SIGHUP"):
+            with drill_ops._signals_raise():
+                os.kill(os.getpid(), signal.SIGHUP)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_quoted_value_spanning_lines_is_dropped_with_its_detail():
+    from taly_ops.adapters.postgres_tools import ToolFailed
+
+    output = ("pg_restore: error: COPY failed for table \"users\": ERROR:  new row for relation \"users\" violates "
+              "check constraint \"users_name_check\"\n"
+              "DETAIL:  Failing row contains (7, 1, amelia.smith1@north.example.com, Amelia\n"
+              "Smith, 12 Harbour Road\n"
+              "Northport).\n"
+              "pg_restore: warning: errors ignored on restore: 1")
+    text = ToolFailed("pg_restore exited with 1", output).without_rows
+    assert "users_name_check" in text and "errors ignored on restore" in text
+    assert "Smith" not in text and "Harbour" not in text and "Northport" not in text, text

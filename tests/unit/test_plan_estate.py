@@ -443,6 +443,8 @@ def test_redis_is_snapshotted_every_hour_and_expired_by_a_function(plans, env):
     policy = json.loads(plan.named(f"taly-{env}-redis-snapshots", "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     deletes = next(s for s in policy["Statement"] if s["Action"] == "elasticache:DeleteSnapshot")
     assert deletes["Resource"].endswith(f":snapshot:taly-{env}-redis-hourly-*")  # its own snapshots, no others
+    grants = [s for s in policy["Statement"] if "kms:CreateGrant" in s["Action"]]
+    assert grants and all(s.get("Condition") == {"Bool": {"kms:GrantIsForAWSResource": "true"}} for s in grants)
     invoke = json.loads(plan.named(f"taly-{env}-redis-snapshots-schedule", "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     assert [s["Action"] for s in invoke["Statement"]] == ["lambda:InvokeFunction"]
 

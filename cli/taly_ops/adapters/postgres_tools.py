@@ -102,8 +102,16 @@ class ToolFailed(Exception):
     def without_rows(self) -> str:
         """The tool's output without the server's DETAIL, CONTEXT and LINE lines: those quote row values
         (a duplicate key, the COPY line that failed), which must not reach reports or logs."""
-        keep = [line for line in self.output.splitlines()
-                if not line.lstrip().startswith(("DETAIL:", "CONTEXT:", "LINE ", "COPY ", "Command was:"))]
+        keep, dropping = [], False
+        for line in self.output.splitlines():
+            text = line.lstrip()
+            if text.startswith(("DETAIL:", "CONTEXT:", "LINE ", "COPY ", "Command was:")):
+                dropping = True
+            elif dropping and not text.startswith(("pg_restore:", "pg_dump:", "ERROR:", "WARNING:", "HINT:")):
+                pass  # a dropped message's next line: a quoted value with a newline in it
+            else:
+                dropping = False
+                keep.append(line)
         return "\n".join(keep) or "(no message without row data)"
 
 

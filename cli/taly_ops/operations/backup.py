@@ -208,16 +208,21 @@ def _resolve_cloud(env: str, state_dir: Path | None) -> Environment:
 def contract_addresses(env: str) -> set[tuple[str, int]] | None:
     """Every (host, port) the database of `env` answers on, from contracts/<env>.json alone (no credentials).
 
-    None when there is no contract for it. A safety net for commands that write to one environment:
+    None when there is no contract for it; a contract that exists but cannot be read is BadInput, for
+    a safety net must not switch itself off. A safety net for commands that write to one environment:
     a contract copied from another (say staging's file still pointing at prod) must not lead there.
     """
     from ..health.target import Endpoint as HostPort
-    from .health import resolve_target
+    from ..project import project_root
+    from .health import CONTRACTS_DIR, resolve_target
 
-    try:
-        db = resolve_target(env, None).contract.database
-    except BadInput:
+    root = project_root()
+    if not (root / CONTRACTS_DIR / f"{env}.json").exists():
         return None
+    try:
+        db = resolve_target(env, root).contract.database
+    except BadInput as exc:
+        raise BadInput(f"cannot check against {env}'s endpoints: {exc.message}", hint=exc.hint) from None
     eps = [HostPort(db.primary_endpoint, db.port)] + [HostPort.parse(e, db.port) for e in db.replica_endpoints]
     return {(host, ep.port) for ep in eps for host in _aliases(ep.host)}
 

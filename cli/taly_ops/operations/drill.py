@@ -96,8 +96,10 @@ def _signals_raise() -> Iterator[dict[str, bool]]:
         flags["fired"] = True
         raise Interrupted(signum)
 
-    # SIGHUP too: a dropped SSH session must not leave a scratch instance behind.
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    # SIGHUP too: a dropped SSH session must not leave a scratch instance behind. A signal the caller
+    # ignores (`nohup` ignores SIGHUP; a shell's background jobs SIGINT) stays ignored.
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+                if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield flags
     finally:
@@ -194,10 +196,12 @@ def source_last_write(env: Environment, restore_point: dt.datetime) -> dict[str,
     try:
         with pgt.connect(env.source) as conn:
             at, how = None, None
-            if conn.execute("SHOW track_commit_timestamp").fetchone()[0] == "on":
+            tracked = conn.execute("SHOW track_commit_timestamp").fetchone()[0] == "on"
+            in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            if tracked:
                 at, how = conn.execute("SELECT timestamp FROM pg_last_committed_xact()").fetchone()[0], \
                     "pg_last_committed_xact()"
-            if at is None and conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+            if at is None and in_recovery:
                 at, how = conn.execute("SELECT pg_last_xact_replay_timestamp()").fetchone()[0], \
                     "pg_last_xact_replay_timestamp()"
             started_at = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
@@ -209,6 +213,9 @@ def source_last_write(env: Environment, restore_point: dt.datetime) -> dict[str,
         return out
     if at is not None:
         out.update(at=iso(at), how=how, missed_seconds=round(max(0.0, (at - restore_point).total_seconds()), 1))
+    elif not (tracked or in_recovery):
+        # A primary without track_commit_timestamp: no NULL above proves anything about its commits.
+        out["how"] = "track_commit_timestamp is off on the source (a primary): unknown"
     elif started_at <= restore_point:
         # Nothing committed (or replayed) since the server started, and it started before the restore point.
         out.update(how=f"no commit since the source started at {iso(started_at)}", missed_seconds=0.0)

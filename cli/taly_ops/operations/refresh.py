@@ -109,7 +109,12 @@ def refresh(from_env: str, to_env: str, *, anonymize: bool, subset: float | None
     if target_addrs & src.source_addresses():
         raise BadInput(f"the target's primary {dst.primary.address} is an endpoint of {from_env}; refusing to "
                        "refresh a database over its own source")
-    if target_addrs & (backup_ops.contract_addresses("prod") or set()):
+    prod_addrs = backup_ops.contract_addresses("prod") or set()
+    if from_env != "prod" and not anonymize and src.source_addresses() & prod_addrs:
+        raise BadInput(f"{from_env}'s database is prod's (its endpoints are in contracts/prod.json): a refresh from "
+                       "prod's data must anonymise: add --anonymize",
+                       hint="personal data from prod never reaches another environment")
+    if target_addrs & prod_addrs:
         raise BadInput(f"the target's primary {dst.primary.address} is an endpoint of prod (contracts/prod.json); "
                        f"refusing: contracts/{to_env}.json may be a copy of prod's",
                        hint=f"rewrite it with `pulumi stack output --stack {to_env} --json > contracts/{to_env}.json`")

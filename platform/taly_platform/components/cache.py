@@ -99,7 +99,10 @@ class Cache(pulumi.ComponentResource):
                     {"Effect": "Allow", "Action": "elasticache:DeleteSnapshot", "Resource": a[1]},
                     # DescribeSnapshots takes no resource-level permissions.
                     {"Effect": "Allow", "Action": "elasticache:DescribeSnapshots", "Resource": "*"},
-                    {"Effect": "Allow", "Action": ["kms:CreateGrant", "kms:DescribeKey"], "Resource": a[3]},
+                    {"Effect": "Allow", "Action": "kms:DescribeKey", "Resource": a[3]},
+                    # Grants only for ElastiCache acting on the snapshot, never to a principal of the caller's choosing.
+                    {"Effect": "Allow", "Action": "kms:CreateGrant", "Resource": a[3],
+                     "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
                     {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                      "Resource": f"{a[2]}:*"},
                 ]})),
