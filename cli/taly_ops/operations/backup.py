@@ -87,11 +87,12 @@ class Environment:
 
     def source_addresses(self) -> set[tuple[str, int]]:
         eps = [self.primary] + ([self.replica] if self.replica else [])
-        out = set()
-        for ep in eps:
-            for host in _aliases(ep.host):
-                out.add((host, int(ep.port)))
-        return out
+        return {a for ep in eps for a in addresses(ep.host, ep.port)}
+
+
+def addresses(host: str, port: int) -> set[tuple[str, int]]:
+    """Every (host, port) an endpoint answers on: its name and the addresses it resolves to (loopback as one)."""
+    return {(h, int(port)) for h in _aliases(host)}
 
 
 def _aliases(host: str) -> set[str]:
@@ -224,7 +225,7 @@ def contract_addresses(env: str) -> set[tuple[str, int]] | None:
     except BadInput as exc:
         raise BadInput(f"cannot check against {env}'s endpoints: {exc.message}", hint=exc.hint) from None
     eps = [HostPort(db.primary_endpoint, db.port)] + [HostPort.parse(e, db.port) for e in db.replica_endpoints]
-    return {(host, ep.port) for ep in eps for host in _aliases(ep.host)}
+    return {a for ep in eps for a in addresses(ep.host, ep.port)}
 
 
 def new_backup_id(t: dt.datetime) -> str:

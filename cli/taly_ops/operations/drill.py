@@ -234,7 +234,6 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
     drill, after the teardown and the report. Interrupted (SIGTERM/SIGINT) likewise, after the teardown.
     """
     from .. import audit
-    from ..local import postgres as local_pg
     from ..local import supervisor
     from ..project import project_root
     from . import backup as backup_ops
@@ -255,11 +254,7 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
     if (host, port) in env.source_addresses():  # a free port cannot be a running source, but be certain
         raise BadInput(f"the drill target {host}:{port} is a source endpoint of {env.name}")
 
-    problems = local_pg.preflight(env.state_dir / DRILLS_DIR)
-    if problems:
-        raise BadInput(f"the scratch instance cannot run in {env.state_dir / DRILLS_DIR}: {problems[0][0]}",
-                       hint=problems[0][1] + ("" if env.is_local else
-                                              f"; for {env.name}, point $TALY_STATE_DIR somewhere it can reach"))
+    check_scratch_dir(env)
 
     snapshot_at = dt.datetime.fromisoformat(manifest["snapshot"]["at"])
     rpo_seconds = (started - snapshot_at).total_seconds()
@@ -418,6 +413,18 @@ def download_verified(env: Environment, manifest: dict[str, Any], download: Path
             entry["problem"] = "sha256 mismatch" if size == f["size"] else "size mismatch"
         report.append(entry)
     return report, all(e["passed"] for e in report) and len(report) == len(files)
+
+
+def check_scratch_dir(env: Environment) -> None:
+    """BadInput (before anything starts) when a scratch PostgreSQL could not run in env's drills directory."""
+    from ..local import postgres as local_pg
+
+    where = env.state_dir / DRILLS_DIR
+    problems = local_pg.preflight(where)
+    if problems:
+        raise BadInput(f"the scratch instance cannot run in {where}: {problems[0][0]}",
+                       hint=problems[0][1] + ("" if env.is_local else
+                                              f"; for {env.name}, point $TALY_STATE_DIR somewhere it can reach"))
 
 
 def register_scratch(env: Environment, scratch_id: str, *, backup_id: str, root: Path, port: int,

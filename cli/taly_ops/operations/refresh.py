@@ -85,7 +85,6 @@ def refresh(from_env: str, to_env: str, *, anonymize: bool, subset: float | None
     audit entry when they happen later; drill.Interrupted (SIGTERM/SIGINT) likewise.
     """
     from ..datarefresh import rules as rules_mod
-    from ..local import postgres as local_pg
     from ..project import project_root
     from . import backup as backup_ops
     from . import drill as drill_ops
@@ -105,7 +104,7 @@ def refresh(from_env: str, to_env: str, *, anonymize: bool, subset: float | None
     dst = backup_ops.resolve(to_env, state_dir if to_env == "local" else None)
     if dst.primary is None:
         raise BadInput(f"{to_env} has no primary database endpoint to refresh")
-    target_addrs = {(h, int(dst.primary.port)) for h in backup_ops._aliases(dst.primary.host)}
+    target_addrs = backup_ops.addresses(dst.primary.host, dst.primary.port)
     if target_addrs & src.source_addresses():
         raise BadInput(f"the target's primary {dst.primary.address} is an endpoint of {from_env}; refusing to "
                        "refresh a database over its own source")
@@ -155,11 +154,7 @@ def refresh(from_env: str, to_env: str, *, anonymize: bool, subset: float | None
                             "tenants_referenced": None, "plan": plan.to_json()}
     report["tables"] = {t: {"rows_before": v["rows"], "rows_after": None} for t, v in sorted(manifest["tables"].items())}
 
-    problems = local_pg.preflight(dst.state_dir / drill_ops.DRILLS_DIR)
-    if problems:
-        raise BadInput(f"the scratch instance cannot run in {dst.state_dir / drill_ops.DRILLS_DIR}: {problems[0][0]}",
-                       hint=problems[0][1] + ("" if dst.is_local else
-                                              f"; for {dst.name}, point $TALY_STATE_DIR somewhere it can reach"))
+    drill_ops.check_scratch_dir(dst)
     if dry_run:
         from ..datarefresh import fakes
 
