@@ -1,10 +1,14 @@
-"""Run a command several times; report median wall time and the peak memory (PSS) of its process tree."""
+"""What the benchmarks share: run a command several times (median wall time, peak PSS of its process
+tree), and run the taly CLI once, timed, with its JSON output parsed."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -59,3 +63,39 @@ def measure(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> dic
         "wall_max_s": round(max(walls), 3),
         "peak_tree_pss_mib_median": round(statistics.median(peaks) / 1024, 1),
     }
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def taly(*args: str, json_out: bool = False, env: dict[str, str] | None = None,
+         timeout: float = 7200) -> tuple[float, dict | None, int]:
+    """Run the taly CLI (next to this interpreter): (wall seconds, parsed JSON stdout or None, exit code).
+
+    Interrupted (or too slow), it is sent SIGTERM, so it tears down what it started (a drill's or a
+    refresh's scratch instance) before this re-raises.
+    """
+    exe = shutil.which("taly", path=str(Path(sys.executable).parent)) or "taly"
+    argv = [exe, *args] + (["--output", "json"] if json_out else [])
+    log("$ " + " ".join(argv))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=None, text=True, env={**os.environ, **(env or {})})
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    wall = time.perf_counter() - t0
+    data = None
+    if json_out and stdout.strip():
+        try:
+            data = json.loads(stdout)
+        except json.JSONDecodeError:
+            pass
+    return wall, data, proc.returncode

@@ -29,46 +29,16 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import log, taly  # noqa: E402
+
 DEFAULT_SIZE = 4_000_000  # rows: ~1 GB of pg_database_size (about 260 bytes a row with indexes, plus ~9 MB)
 TARGET_RATIO = 1.3
-
-
-def log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def taly(*args: str, json_out: bool = False, timeout: float = 7200) -> tuple[float, dict | None, int]:
-    """Run the taly CLI (next to this interpreter); (wall seconds, parsed JSON stdout or None, exit code)."""
-    exe = shutil.which("taly", path=str(Path(sys.executable).parent)) or "taly"
-    argv = [exe, *args] + (["--output", "json"] if json_out else [])
-    log("$ " + " ".join(argv))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=None, text=True)
-    try:
-        stdout, _ = proc.communicate(timeout=timeout)
-    except BaseException:
-        # Interrupted (or too slow): SIGTERM lets taly tear down what it started (a drill's scratch instance).
-        proc.terminate()
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        raise
-    wall = time.perf_counter() - t0
-    data = None
-    if json_out and stdout.strip():
-        try:
-            data = json.loads(stdout)
-        except json.JSONDecodeError:
-            pass
-    return wall, data, proc.returncode
 
 
 def database_size(ep) -> dict:

@@ -21,39 +21,16 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import log, taly  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SIZE = 100_000
 TARGET_DATABASES = {"staging": "taly_staging", "dev": "taly_dev"}
-
-
-def log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def taly(*args: str, env: dict[str, str] | None = None, timeout: float = 3600) -> tuple[float, dict | None, int]:
-    """Run the taly CLI next to this interpreter: (wall seconds, parsed JSON stdout or None, exit code)."""
-    exe = shutil.which("taly", path=str(Path(sys.executable).parent)) or "taly"
-    argv = [exe, *args, "--output", "json"]
-    log("$ " + " ".join(argv))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=None, text=True, env={**os.environ, **(env or {})})
-    try:
-        stdout, _ = proc.communicate(timeout=timeout)
-    except BaseException:
-        proc.terminate()  # SIGTERM: taly removes its scratch instance before it exits
-        proc.communicate(timeout=60)
-        raise
-    try:
-        data = json.loads(stdout) if stdout.strip() else None
-    except ValueError:
-        data = None
-    return time.perf_counter() - t0, data, proc.returncode
 
 
 def start_target(work: Path):
@@ -102,7 +79,8 @@ def project(work: Path, state, target) -> dict[str, str]:
 
 
 def refresh(to_env: str, env: dict[str, str], *extra: str) -> dict:
-    wall, report, code = taly("data", "refresh", "--from", "prod", "--to", to_env, "--anonymize", *extra, env=env)
+    wall, report, code = taly("data", "refresh", "--from", "prod", "--to", to_env, "--anonymize", *extra,
+                              json_out=True, env=env)
     if not report or report.get("status") != "ok":
         raise SystemExit(f"taly data refresh --to {to_env} failed (exit {code}): {(report or {}).get('error')}")
     rows = {t: v for t, v in report["tables"].items()}
@@ -139,7 +117,7 @@ def main() -> None:
             state = load(state_dir)
         target = start_target(work)
         env = project(work, state, target)
-        wall, manifest, code = taly("backup", "create", "--env", "prod", env=env)
+        wall, manifest, code = taly("backup", "create", "--env", "prod", json_out=True, env=env)
         if code != 0 or not manifest:
             raise SystemExit(f"taly backup create --env prod failed (exit {code})")
         result = {
