@@ -48,3 +48,22 @@ def start_local_estate(request: pytest.FixtureRequest, prefix: str, size: int,
     result = estate.up(state_dir, size=size, progress=lambda line: print(line, file=sys.stderr))
     assert not result.already_running, "a fresh state dir cannot hold a running estate"
     return result.state
+
+
+def wait_for_scratch(proc, registry: Callable[[], dict], timeout: float) -> dict:
+    """The registry entry of proc's scratch instance, once it is spawned and accepting connections.
+
+    Fails if proc exits first or the instance is not up within timeout seconds.
+    """
+    import time
+
+    from taly_ops.local import supervisor
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.communicate() if proc.stdout else proc.returncode
+        assert time.monotonic() < deadline, "the scratch instance never came up"
+        mine = [e for e in registry().values() if e.get("owner_pid") == proc.pid]
+        if mine and mine[0].get("pid") and supervisor.port_open(mine[0]["port"]):
+            return mine[0]
+        time.sleep(0.05)

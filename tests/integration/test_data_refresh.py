@@ -30,7 +30,7 @@ from taly_ops.local.state import State
 from taly_ops.operations import drill as drill_ops
 
 import pii_rows
-from estate_fixture import start_local_estate  # noqa: E402
+from estate_fixture import start_local_estate, wait_for_scratch  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -529,15 +529,7 @@ def test_sigterm_during_a_refresh_cleans_up_and_leaves_the_target(local, source,
                              "--anonymize", "--state-dir", str(local.state_dir), "-o", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:
-        deadline = time.monotonic() + 60
-        entry = None
-        while entry is None:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the scratch instance never came up"
-            mine = [e for e in registry(project, "staging").values() if e.get("owner_pid") == proc.pid]
-            if mine and mine[0].get("pid") and supervisor.port_open(mine[0]["port"]):
-                entry = mine[0]
-            time.sleep(0.05)
+        entry = wait_for_scratch(proc, lambda: registry(project, "staging"), timeout=60)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -557,15 +549,7 @@ def test_drill_reap_removes_what_a_killed_refresh_left(local, source, target, pr
                              "--anonymize", "--state-dir", str(local.state_dir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        deadline = time.monotonic() + 60
-        entry = None
-        while entry is None:
-            assert proc.poll() is None
-            assert time.monotonic() < deadline, "the scratch instance never came up"
-            mine = [e for e in registry(project, "staging").values() if e.get("owner_pid") == proc.pid]
-            if mine and mine[0].get("pid") and supervisor.port_open(mine[0]["port"]):
-                entry = mine[0]
-            time.sleep(0.05)
+        entry = wait_for_scratch(proc, lambda: registry(project, "staging"), timeout=60)
         proc.kill()  # no cleanup at all
         proc.wait()
     finally:

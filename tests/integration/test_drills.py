@@ -25,7 +25,7 @@ from taly_ops.app import app
 from taly_ops.local import aws_emulator, postgres, supervisor
 from taly_ops.local.state import State
 
-from estate_fixture import start_local_estate  # noqa: E402
+from estate_fixture import start_local_estate, wait_for_scratch  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -294,15 +294,7 @@ def test_sigterm_during_the_drill_tears_the_instance_down(local):
                              str(local.state_dir), "--from", m["backup_id"], "-o", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:
-        deadline = time.monotonic() + 30
-        entry = None
-        while entry is None:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the scratch instance never came up"
-            mine = [e for e in registry(local).values() if e.get("owner_pid") == proc.pid]
-            if mine and mine[0].get("pid") and supervisor.port_open(mine[0]["port"]):
-                entry = mine[0]
-            time.sleep(0.02)
+        entry = wait_for_scratch(proc, lambda: registry(local), timeout=30)
         assert supervisor.alive(entry["pid"], entry["start_time"])
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
