@@ -6,7 +6,6 @@ Used by the offline plan and the CLI. Under `pulumi up` the same mapping comes f
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from . import safe_yaml
 from .config import ENVIRONMENTS, PROJECT, STACK_KEYS, StackConfig
+from .quoting import quote
+
+MESSAGE_LIMIT = 300  # a validator's message can interpolate a value; never let one flood a terminal
 
 _FIELD_FOR_KEY = {key: field for field, key in STACK_KEYS.items()}
 
@@ -32,8 +35,9 @@ class StackConfigError(Exception):
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
         key = f" key '{self.key}'" if self.key else ""
-        given = "" if self.value is None else f" (given: {json.dumps(self.value, default=str)})"
-        return f"{where}:{key} {self.message}{given}"
+        given = "" if self.value is None else f" (given: {quote(self.value)})"
+        message = self.message if len(self.message) <= MESSAGE_LIMIT else self.message[:MESSAGE_LIMIT] + "…"
+        return f"{where}:{key} {message}{given}"
 
 
 def stacks_dir(project_root: Path) -> Path:
@@ -82,17 +86,12 @@ def load_stack(project_root: Path, env: str) -> StackConfig:
         )
     path = stack_file(project_root, env)
     shown = str(path.relative_to(project_root)) if path.is_relative_to(project_root) else str(path)
+    if not path.exists() and not path.is_symlink():
+        raise StackConfigError(shown, None, "stack file not found")
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise StackConfigError(shown, None, "stack file not found") from None
-    try:
-        node = yaml.compose(text)
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise StackConfigError(shown, None, f"broken YAML: {problem}", line=mark.line + 1 if mark else None) from None
+        doc, node = safe_yaml.parse(safe_yaml.read_text(path, shown), shown)
+    except safe_yaml.YamlError as exc:
+        raise StackConfigError(shown, None, exc.problem, line=exc.line) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
         raise StackConfigError(shown, "config", "the file must hold a 'config:' mapping", line=1)
     try:

@@ -46,7 +46,7 @@ MINIMAL = "version: 1\ntables:\n  users:\n    columns:\n      email: fake_email\
 
 
 @pytest.mark.parametrize("text, expect", [
-    ("version: 1\ntables: [\n", "not valid YAML at line 3"),
+    ("version: 1\ntables: [\n", "line 3: broken YAML"),
     ("version: 1\ntables:\n  users:\n    columns:\n      email: fake_mail\n",
      "tables.users.columns.email: unknown strategy 'fake_mail'; allowed: fake_email, fake_name, fake_phone"),
     ("version: 1\ntables:\n  users:\n    columns:\n      email: {strategy: hash, prefix: x, colour: red}\n",
@@ -77,7 +77,7 @@ def test_a_malformed_rules_file_names_the_file_and_the_key(tmp_path, text, expec
     ("version: 1\ntables:\n  users:\n    columns:\n      email: fake_mail\n", "unknown strategy 'fake_mail'"),
     ("version: 1\ntables:\n  users:\n    columns:\n      email: {strategy: null, when: always}\n",
      "tables.users.columns.email.when: unknown key"),
-    ("version: 1\ntables: [\n", "not valid YAML"),
+    ("version: 1\ntables: [\n", "broken YAML"),
 ])
 def test_the_cli_exits_2_on_a_malformed_rules_file_before_touching_anything(tmp_path, text, expect):
     path = write(tmp_path, text)

@@ -138,3 +138,79 @@ def test_sizing_quantities_and_requests_within_limits(project_copy: Path, old: s
     with pytest.raises(StackConfigError, match=problem) as err:
         load_stack(project_copy, "prod")
     assert err.value.key == key
+
+
+# --- stack files that are not YAML text, and values too large to quote -------------------------------
+
+def _bomb(levels: int) -> str:
+    """A YAML alias bomb under taly:owner: each level is a list of nine aliases to the one before."""
+    lines = ["  taly:owner:", '    - &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"    - &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_binary_stack_file_names_the_file_and_says_binary(project_copy: Path) -> None:
+    (project_copy / "stacks" / "Pulumi.dev.yaml").write_bytes(b"config:\n  \x00\x01\xff\xfe binary\n")
+    with pytest.raises(StackConfigError) as err:
+        load_stack(project_copy, "dev")
+    assert str(err.value) == "stacks/Pulumi.dev.yaml: is a binary file (it holds NUL bytes), not YAML text"
+
+
+def test_non_utf8_stack_file_names_the_line(project_copy: Path) -> None:
+    (project_copy / "stacks" / "Pulumi.dev.yaml").write_bytes(b"config:\n  taly:owner: caf\xe9\n")
+    with pytest.raises(StackConfigError, match=r"^stacks/Pulumi.dev.yaml:2: is not UTF-8 text \(byte 0xe9"):
+        load_stack(project_copy, "dev")
+
+
+def test_stack_file_that_is_a_directory(project_copy: Path) -> None:
+    path = project_copy / "stacks" / "Pulumi.dev.yaml"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(StackConfigError) as err:
+        load_stack(project_copy, "dev")
+    assert str(err.value) == "stacks/Pulumi.dev.yaml: is a directory, not a YAML file"
+
+
+def test_alias_bomb_under_owner_is_refused_in_one_short_line(project_copy: Path) -> None:
+    path = project_copy / "stacks" / "Pulumi.prod.yaml"
+    path.write_text(path.read_text().replace("config:\n", "config:\n" + _bomb(6), 1))
+    assert len(path.read_text()) < 3000
+    with pytest.raises(StackConfigError) as err:
+        load_stack(project_copy, "prod")
+    message = str(err.value)
+    assert "alias expansion bomb" in message and message.startswith("stacks/Pulumi.prod.yaml:")
+    assert len(message) < 300
+
+
+def test_a_bad_value_is_quoted_shortened(project_copy: Path) -> None:
+    # Not a bomb: a plain list of 5,000 items where a string belongs.
+    _edit(project_copy, "dev", "config:\n", "config:\n  taly:owner: [" + ", ".join(["platform-team"] * 5000) + "]\n")
+    with pytest.raises(StackConfigError) as err:
+        load_stack(project_copy, "dev")
+    message = str(err.value)
+    assert err.value.key == "taly:owner" and "valid string" in message
+    assert '["platform-team", "platform-team"' in message and "characters)" in message
+    assert len(message) < 250
+
+
+@pytest.mark.parametrize("damage", ["binary", "directory", "bomb"])
+def test_cli_exits_2_with_one_line_on_a_damaged_stack_file(project_copy: Path, damage: str) -> None:
+    from typer.testing import CliRunner
+
+    from taly_ops.app import app
+
+    path = project_copy / "stacks" / "Pulumi.prod.yaml"
+    if damage == "binary":
+        path.write_bytes(b"\x7fELF\x02\x01\x01\x00\x00")
+    elif damage == "directory":
+        path.unlink()
+        path.mkdir()
+    else:
+        path.write_text(path.read_text().replace("config:\n", "config:\n" + _bomb(6), 1))
+    for command in (["plan", "--env", "prod"], ["policy", "check", "--env", "prod"]):
+        result = CliRunner().invoke(app, command, env={"TALY_PROJECT_ROOT": str(project_copy), "NO_COLOR": "1"})
+        assert result.exit_code == 2, result.output
+        (line,) = [x for x in result.stderr.splitlines() if not x.startswith("planning ")]
+        assert line.startswith("error: stacks/Pulumi.prod.yaml") and len(line) < 300
+        assert "internal error" not in result.output

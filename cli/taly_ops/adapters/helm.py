@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from taly_platform.safe_yaml import YamlError, loads_all
 
 from ..errors import BadInput, Unreachable
-
-# libyaml's loader when PyYAML has it: parsing rendered manifests is the slow part of a render.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 INSTALL_HINT = "run scripts/install-helm (or make setup) to put helm into .tools/bin"
 TIMEOUT_SECONDS = 120
@@ -118,8 +116,8 @@ def template(
         err = _report(proc)
         raise HelmFailed(f"helm template {release} ({chart.name}) failed:\n{err}", err)
     try:
-        docs = list(yaml.load_all(proc.stdout, Loader=_Loader))
-    except yaml.YAMLError as exc:
+        docs = loads_all(proc.stdout, f"helm template {release}")
+    except YamlError as exc:
         raise HelmFailed(f"helm template {release} ({chart.name}) printed invalid YAML: {exc}", str(exc)) from None
     return [d for d in docs if d]
 

@@ -157,21 +157,14 @@ def qualify(table: str) -> str:
 
 def load(path: Path, shown: str | None = None) -> Rules:
     """The rules in path; BadInput (exit 2) naming the file, the key path and what is allowed."""
-    import yaml
+    from taly_platform.safe_yaml import YamlError, load_file
 
     name = shown or str(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise BadInput(f"cannot read the rules file {name}: {exc.strerror or exc}",
+        data = load_file(path, name)
+    except YamlError as exc:
+        raise BadInput(f"{name}:{f' line {exc.line}:' if exc.line else ''} {exc.problem}",
                        hint=f"the default is {DEFAULT_RULES} in the project root; or pass --rules FILE") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise BadInput(f"{name}: not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise BadInput(f"{name}: expected a mapping with version, tables (and optionally fake_email_domain, subset), "
                        f"not {type(data).__name__}")

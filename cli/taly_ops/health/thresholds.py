@@ -155,16 +155,12 @@ def load(path: Path | None, project_root: Path | None) -> tuple[Thresholds, Path
         if candidate is None or not candidate.is_file():
             return Thresholds(), None
         path = candidate
-    import yaml
+    from taly_platform.safe_yaml import YamlError, load_file
 
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise BadInput(f"cannot read thresholds file {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{path}: broken YAML: {getattr(exc, 'problem', None) or exc}") from None
+        data = load_file(path)
+    except YamlError as exc:
+        raise BadInput(f"cannot read thresholds file {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

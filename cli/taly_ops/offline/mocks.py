@@ -143,9 +143,9 @@ def _helm_template(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _yaml_decode(args: dict[str, Any]) -> dict[str, Any]:
-    import yaml
+    from taly_platform.safe_yaml import loads_all
 
-    return {"result": [doc for doc in yaml.safe_load_all(args["text"]) if doc]}
+    return {"result": [doc for doc in loads_all(args["text"], "kubernetes:yaml:decode") if doc]}
 
 
 class RecordingMocks(Mocks):

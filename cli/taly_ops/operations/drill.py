@@ -162,12 +162,12 @@ def run_guarded(work: Callable[[dict[str, bool]], None], clean_up: Callable[[Gua
 # --- spec -------------------------------------------------------------------------------------------
 
 def load_spec(path: Path) -> dict[str, Any]:
-    import yaml
+    from taly_platform.safe_yaml import YamlError, load_file
 
     try:
-        spec = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInput(f"cannot read the drill spec {path}: {exc}") from None
+        spec = load_file(path)
+    except YamlError as exc:
+        raise BadInput(f"cannot read the drill spec {exc}") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("invariants", []), list):
         raise BadInput(f"{path} is not a drill spec (invariants: [{{name, sql}}], smoke: [{{name, sql}}])")
     for item in spec.get("invariants", []) + spec.get("smoke", []):

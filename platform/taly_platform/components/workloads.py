@@ -15,10 +15,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-import yaml
 
 from ..catalog import CATALOG
 from ..config import ServicesConfig, mebibytes, millicores
+from ..safe_yaml import load_file
 from .base import child
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "taly-service"
@@ -72,7 +72,7 @@ def quota(services: ServicesConfig) -> dict[str, str]:
 
 def release_values(args: WorkloadsArgs, service: str) -> dict[str, Any]:
     """The chart values of one service: its services/<name>.yaml plus this environment's layer."""
-    values = yaml.safe_load((args.chart_dir / "services" / f"{service}.yaml").read_text())
+    values = load_file(args.chart_dir / "services" / f"{service}.yaml")
     s = args.services
     values |= {
         "environment": args.environment,
