@@ -465,3 +465,43 @@ def test_hourly_redis_snapshots_can_be_switched_off(project_root, tmp_path):
     assert plan.of_type("aws:scheduler/schedule:Schedule") == []
     assert plan.of_type("aws:lambda/function:Function") == []
     assert plan.of_type("aws:elasticache/replicationGroup:ReplicationGroup")
+
+
+# --- components ------------------------------------------------------------------------------------
+
+COMPONENTS = {  # logical name -> type token; renaming one would replace everything under it
+    "kms": "taly:security:Kms", "network": "taly:network:Network", "storage": "taly:storage:Storage",
+    "secrets": "taly:security:Secrets", "cluster": "taly:cluster:Cluster", "database": "taly:database:Database",
+    "cache": "taly:cache:Cache", "broker": "taly:broker:Broker", "parameters": "taly:config:Parameters",
+    "service-roles": "taly:identity:ServiceRoles", "backup": "taly:backup:Backup", "edge": "taly:edge:Edge",
+    "observability": "taly:observability:Observability", "workloads": "taly:workloads:Workloads",
+}
+
+
+def test_every_component_takes_name_args_opts():
+    """The shape of every Pulumi component library: the caller names the component."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import pulumi
+
+    import taly_platform.components as package
+
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for cls in vars(module).values():
+            if isinstance(cls, type) and issubclass(cls, pulumi.ComponentResource) and cls.__module__ == module.__name__:
+                assert list(inspect.signature(cls.__init__).parameters) == ["self", "name", "args", "opts"], cls
+                found.append(cls.__name__)
+    assert len(found) == len(COMPONENTS) + 1  # + SecureBucket, which Storage names per bucket
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_component_names_and_urns_are_stable(plans, env):
+    stack = f"urn:pulumi:{env}::taly::pulumi:pulumi:Stack"
+    components = {r.name: r.urn for r in plans[env].resources if r.type in COMPONENTS.values()}
+    assert components == {name: f"{stack}${token}::{name}" for name, token in COMPONENTS.items()}
+    buckets = {r.urn for r in plans[env].resources if r.type == "taly:storage:SecureBucket"}
+    assert f"urn:pulumi:{env}::taly::taly:storage:Storage$taly:storage:SecureBucket::taly-{env}-media" in buckets

@@ -19,7 +19,7 @@ SELECTION_TAG = ("taly:backup", "true")
 
 @dataclass
 class BackupArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     config: BackupConfig
     kms_key_arn: pulumi.Input[str]
     tags: dict[str, str]
@@ -29,9 +29,9 @@ class BackupArgs:
 
 
 class Backup(pulumi.ComponentResource):
-    def __init__(self, args: BackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:backup:Backup", "backup", None, opts)
-        cfg, n, tags = args.config, args.name, args.tags
+    def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:backup:Backup", name, None, opts)
+        cfg, n, tags = args.config, args.prefix, args.tags
         self.vault = aws.backup.Vault(f"{n}-vault", name=f"{n}-vault", kms_key_arn=args.kms_key_arn, tags=tags,
                                       opts=child(self, protect=args.protect))
         copy_actions = []

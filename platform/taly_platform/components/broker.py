@@ -20,7 +20,7 @@ ADMIN_USERNAME = "taly_admin"
 
 @dataclass
 class BrokerArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     config: BrokerConfig
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[list[str]]
@@ -31,9 +31,9 @@ class BrokerArgs:
 
 
 class Broker(pulumi.ComponentResource):
-    def __init__(self, args: BrokerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:broker:Broker", "broker", None, opts)
-        cfg, n, tags = args.config, args.name, args.tags
+    def __init__(self, name: str, args: BrokerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:broker:Broker", name, None, opts)
+        cfg, n, tags = args.config, args.prefix, args.tags
         self.security_group = cluster_only_security_group(
             self, f"{n}-rabbitmq", vpc_id=args.vpc_id, client_security_group_id=args.client_security_group_id,
             ports={AMQPS_PORT: "AMQPS", 443: "management API"},

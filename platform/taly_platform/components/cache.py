@@ -24,7 +24,7 @@ REDIS_PORT = 6379
 
 @dataclass
 class CacheArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     config: CacheConfig
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[list[str]]
@@ -37,9 +37,9 @@ class CacheArgs:
 
 
 class Cache(pulumi.ComponentResource):
-    def __init__(self, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:cache:Cache", "cache", None, opts)
-        cfg, n, tags = args.config, args.name, args.tags
+    def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:cache:Cache", name, None, opts)
+        cfg, n, tags = args.config, args.prefix, args.tags
         subnets = aws.elasticache.SubnetGroup(f"{n}-redis", subnet_ids=args.subnet_ids, tags=tags, opts=child(self))
         self.security_group = cluster_only_security_group(
             self, f"{n}-redis", vpc_id=args.vpc_id, client_security_group_id=args.client_security_group_id,
@@ -75,7 +75,7 @@ class Cache(pulumi.ComponentResource):
 
     def _hourly_snapshots(self, args: CacheArgs) -> None:
         """The function, its role (snapshots of this group only), its log group, and the hourly schedule."""
-        cfg, n, tags = args.config, args.name, args.tags
+        cfg, n, tags = args.config, args.prefix, args.tags
         group_id = self.group.replication_group_id
         snapshot_arns = pulumi.Output.all(self.group.arn, group_id).apply(
             lambda a: ":".join(a[0].split(":")[:5]) + f":snapshot:{a[1]}-hourly-*")

@@ -21,7 +21,7 @@ NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2
 
 @dataclass
 class ClusterArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     config: ClusterConfig
     subnet_ids: pulumi.Input[list[str]]
     secrets_key_arn: pulumi.Input[str]
@@ -32,9 +32,9 @@ class ClusterArgs:
 
 
 class Cluster(pulumi.ComponentResource):
-    def __init__(self, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:cluster:Cluster", "cluster", None, opts)
-        cfg, n, tags = args.config, args.name, args.tags
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:cluster:Cluster", name, None, opts)
+        cfg, n, tags = args.config, args.prefix, args.tags
 
         role = aws.iam.Role(f"{n}-eks-cluster", assume_role_policy=assume_role_policy("eks.amazonaws.com"), tags=tags, opts=child(self))
         attach = aws.iam.RolePolicyAttachment(

@@ -25,7 +25,7 @@ MASTER_USERNAME = "taly_admin"
 
 @dataclass
 class DatabaseArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     config: DatabaseConfig
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[list[str]]
@@ -39,9 +39,9 @@ class DatabaseArgs:
 
 
 class Database(pulumi.ComponentResource):
-    def __init__(self, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:database:Database", "database", None, opts)
-        cfg, n, tags = args.config, args.name, args.tags
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:database:Database", name, None, opts)
+        cfg, n, tags = args.config, args.prefix, args.tags
         major = cfg.engine_version.split(".")[0]
 
         subnets = aws.rds.SubnetGroup(f"{n}-postgres", subnet_ids=args.subnet_ids, tags=tags, opts=child(self))

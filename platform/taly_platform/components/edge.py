@@ -18,7 +18,7 @@ from .base import child
 
 @dataclass
 class EdgeArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     config: EdgeConfig
     logs_bucket: pulumi.Input[str]
     logs_key_arn: pulumi.Input[str]
@@ -42,9 +42,9 @@ def _visibility(metric: str) -> dict:
 
 
 class Edge(pulumi.ComponentResource):
-    def __init__(self, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:edge:Edge", "edge", None, opts)
-        cfg, n, tags = args.config, args.name, args.tags
+    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:edge:Edge", name, None, opts)
+        cfg, n, tags = args.config, args.prefix, args.tags
         rules = [{
             "name": "per-ip-rate-limit", "priority": 0, "action": {"block": {}},
             "statement": {"rate_based_statement": {

@@ -34,43 +34,43 @@ class Estate:
         dr_needed = c.database.cross_region_backup_replication or c.storage.backups_cross_region_replication or c.backup.cross_region_copy
         dr_region = c.dr_region if dr_needed else None
 
-        self.kms = Kms(KmsArgs(name=n, region=c.region, account_id=self.account_id, tags=tags,
+        self.kms = Kms("kms", KmsArgs(prefix=n, region=c.region, account_id=self.account_id, tags=tags,
                                dr_region=dr_region, protect=protect))
         keys = self.kms.arns
         dr_key = self.kms.dr_backup_key.arn if self.kms.dr_backup_key else None
 
-        self.network = Network(NetworkArgs(name=n, region=c.region, config=c.network, logs_key_arn=keys["logs"], tags=tags))
-        self.storage = Storage(StorageArgs(
-            name=n, account_id=self.account_id, config=c.storage, data_key_arn=keys["data"], backup_key_arn=keys["backup"],
+        self.network = Network("network", NetworkArgs(prefix=n, region=c.region, config=c.network, logs_key_arn=keys["logs"], tags=tags))
+        self.storage = Storage("storage", StorageArgs(
+            prefix=n, account_id=self.account_id, config=c.storage, data_key_arn=keys["data"], backup_key_arn=keys["backup"],
             logs_key_arn=keys["logs"], tags=tags, protect=protect, dr_region=dr_region, dr_backup_key_arn=dr_key,
             logs_policy_statements=cloudtrail_bucket_statements(self.account_id),
         ))
-        self.secrets = Secrets(SecretsArgs(
-            name=n, environment=env, kms_key_arn=keys["data"], tags=tags,
+        self.secrets = Secrets("secrets", SecretsArgs(
+            prefix=n, environment=env, kms_key_arn=keys["data"], tags=tags,
             credentials=[CredentialSpec("database", "taly_admin"), CredentialSpec("cache", None),
                          CredentialSpec("broker", "taly_admin")],
         ))
         creds = self.secrets.credentials
-        self.cluster = Cluster(ClusterArgs(
-            name=n, config=c.cluster, subnet_ids=self.network.private_subnet_ids, secrets_key_arn=keys["eks"],
+        self.cluster = Cluster("cluster", ClusterArgs(
+            prefix=n, config=c.cluster, subnet_ids=self.network.private_subnet_ids, secrets_key_arn=keys["eks"],
             logs_key_arn=keys["logs"], volume_key_arn=keys["data"], tags=tags, protect=protect,
         ))
         stores = dict(vpc_id=self.network.vpc_id, subnet_ids=self.network.database_subnet_ids,
                       client_security_group_id=self.cluster.security_group_id, tags=tags, protect=protect)
-        self.database = Database(DatabaseArgs(
-            name=n, config=c.database, kms_key_arn=keys["data"], master_password=creds["database"].password,
+        self.database = Database("database", DatabaseArgs(
+            prefix=n, config=c.database, kms_key_arn=keys["data"], master_password=creds["database"].password,
             dr_region=dr_region, dr_kms_key_arn=dr_key, **stores,
         ))
-        self.cache = Cache(CacheArgs(
-            name=n, config=c.cache, kms_key_arn=keys["data"], logs_key_arn=keys["logs"],
+        self.cache = Cache("cache", CacheArgs(
+            prefix=n, config=c.cache, kms_key_arn=keys["data"], logs_key_arn=keys["logs"],
             auth_token=creds["cache"].password, **stores,
         ))
-        self.broker = Broker(BrokerArgs(
-            name=n, config=c.broker, password=creds["broker"].password,
+        self.broker = Broker("broker", BrokerArgs(
+            prefix=n, config=c.broker, password=creds["broker"].password,
             **{**stores, "subnet_ids": self.network.private_subnet_ids},
         ))
-        self.parameters = Parameters(ParametersArgs(
-            name=n, environment=env, log_level=c.services.log_level, tags=tags,
+        self.parameters = Parameters("parameters", ParametersArgs(
+            prefix=n, environment=env, log_level=c.services.log_level, tags=tags,
             settings={
                 "DATABASE_HOST": self.database.endpoint,
                 "DATABASE_READER_HOSTS": self.database.replica_endpoints.apply(lambda hs: ",".join(hs) if hs else ""),
@@ -82,23 +82,23 @@ class Estate:
                 "MEDIA_BUCKET": self.storage.media.name,
             },
         ))
-        self.identity = Identity(IdentityArgs(
-            name=n, environment=env, region=c.region, account_id=self.account_id, namespace=c.services.namespace,
+        self.identity = Identity("service-roles", IdentityArgs(
+            prefix=n, environment=env, region=c.region, account_id=self.account_id, namespace=c.services.namespace,
             oidc_provider_arn=self.cluster.oidc_provider_arn, oidc_issuer=self.cluster.oidc_issuer,
             media_bucket_arn=self.storage.media.arn, data_key_arn=keys["data"],
             secret_arns={k: v.arn for k, v in creds.items()}, tags=tags,
         ))
-        self.backup = Backup(BackupArgs(
-            name=n, config=c.backup, kms_key_arn=keys["backup"], tags=tags, protect=protect,
+        self.backup = Backup("backup", BackupArgs(
+            prefix=n, config=c.backup, kms_key_arn=keys["backup"], tags=tags, protect=protect,
             dr_region=dr_region, dr_kms_key_arn=dr_key,
         ))
-        self.edge = Edge(EdgeArgs(
-            name=n, config=c.edge, logs_bucket=self.storage.logs.name, logs_key_arn=keys["logs"], tags=tags,
+        self.edge = Edge("edge", EdgeArgs(
+            prefix=n, config=c.edge, logs_bucket=self.storage.logs.name, logs_key_arn=keys["logs"], tags=tags,
             trail_depends_on=[self.storage],
         ))
 
-        self.observability = Observability(ObservabilityArgs(
-            name=n, logs_key_arn=keys["logs"], tags=tags,
+        self.observability = Observability("observability", ObservabilityArgs(
+            prefix=n, logs_key_arn=keys["logs"], tags=tags,
             database_ids=[self.database.primary.identifier, *[r.identifier for r in self.database.replicas]],
             database_storage_gib=c.database.allocated_storage_gib, database_max_connections=c.database.max_connections,
             cache_group_id=self.cache.group.replication_group_id, cache_members=1 + c.cache.replicas,
@@ -106,8 +106,8 @@ class Estate:
         ))
 
         subnets = subnet_plan(c.network.cidr, len(c.network.availability_zones))
-        self.workloads = Workloads(WorkloadsArgs(
-            name=n, environment=env, region=c.region, services=c.services, kube_version=f"{c.cluster.version}.0",
+        self.workloads = Workloads("workloads", WorkloadsArgs(
+            prefix=n, environment=env, region=c.region, services=c.services, kube_version=f"{c.cluster.version}.0",
             cluster_name=self.cluster.name, cluster_endpoint=self.cluster.endpoint, cluster_ca=self.cluster.ca_data,
             role_arns=self.identity.arns, web_acl_arn=self.edge.web_acl_arn,
             data_cidrs=subnets["database"] + subnets["private"], tags=tags,

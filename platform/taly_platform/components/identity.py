@@ -19,7 +19,7 @@ from .secrets import parameter_prefix
 
 @dataclass
 class IdentityArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     environment: str
     region: str
     account_id: pulumi.Input[str]
@@ -74,20 +74,20 @@ def service_statements(svc: Service, args: IdentityArgs) -> list[dict]:
 
 
 class Identity(pulumi.ComponentResource):
-    def __init__(self, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:identity:ServiceRoles", "service-roles", None, opts)
+    def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:identity:ServiceRoles", name, None, opts)
         self.roles: dict[str, aws.iam.Role] = {}
         trust_inputs = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer)
         for svc in CATALOG:
             role = aws.iam.Role(
-                f"{args.name}-{svc.name}", name=f"{args.name}-{svc.name}",
+                f"{args.prefix}-{svc.name}", name=f"{args.prefix}-{svc.name}",
                 description=f"IRSA role of the {svc.name} service",
                 assume_role_policy=trust_inputs.apply(
                     lambda t, s=svc.name: pulumi.Output.json_dumps(_trust(t[0], t[1], args.namespace, s))
                 ),
                 max_session_duration=3600, tags={**args.tags, "service": svc.name}, opts=child(self),
             )
-            aws.iam.RolePolicy(f"{args.name}-{svc.name}", role=role.id, policy=policy_json(service_statements(svc, args)), opts=child(self))
+            aws.iam.RolePolicy(f"{args.prefix}-{svc.name}", role=role.id, policy=policy_json(service_statements(svc, args)), opts=child(self))
             self.roles[svc.name] = role
         self.arns = {name: role.arn for name, role in self.roles.items()}
         self.register_outputs({"roleArns": self.arns})

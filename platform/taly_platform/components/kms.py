@@ -20,7 +20,7 @@ PURPOSES = ("data", "eks", "backup", "logs")
 
 @dataclass
 class KmsArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     region: str
     account_id: pulumi.Input[str]
     tags: dict[str, str]
@@ -60,13 +60,13 @@ def _key_policy(account_id: str, region: str, purpose: str) -> str:
 
 
 class Kms(pulumi.ComponentResource):
-    def __init__(self, args: KmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:security:Kms", "kms", None, opts)
+    def __init__(self, name: str, args: KmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:security:Kms", name, None, opts)
         self.keys: dict[str, aws.kms.Key] = {}
         for purpose in PURPOSES:
-            self.keys[purpose] = self._key(args, purpose, f"{args.name}-{purpose}")
+            self.keys[purpose] = self._key(args, purpose, f"{args.prefix}-{purpose}")
         self.dr_backup_key = (
-            self._key(args, "backup", f"{args.name}-backup-dr", region=args.dr_region)
+            self._key(args, "backup", f"{args.prefix}-backup-dr", region=args.dr_region)
             if args.dr_region else None
         )
         self.arns = {p: k.arn for p, k in self.keys.items()}

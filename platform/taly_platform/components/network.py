@@ -19,7 +19,7 @@ from .base import assume_role_policy, child, policy_json, with_tags
 
 @dataclass
 class NetworkArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     region: str
     config: NetworkConfig
     logs_key_arn: pulumi.Input[str]
@@ -44,9 +44,9 @@ class Network(pulumi.ComponentResource):
     private_subnet_ids: pulumi.Output[list[str]]
     database_subnet_ids: pulumi.Output[list[str]]
 
-    def __init__(self, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:network:Network", "network", None, opts)
-        cfg, n = args.config, args.name
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:network:Network", name, None, opts)
+        cfg, n = args.config, args.prefix
         azs = cfg.availability_zones
         plan = subnet_plan(cfg.cidr, len(azs))
 

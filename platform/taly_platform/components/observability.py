@@ -20,7 +20,7 @@ RULES_FILE = Path(__file__).resolve().parent.parent / "alerts" / "taly.rules.yam
 
 @dataclass
 class ObservabilityArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     logs_key_arn: pulumi.Input[str]
     database_ids: list[pulumi.Input[str]]  # primary first, then replicas
     database_storage_gib: int
@@ -32,9 +32,9 @@ class ObservabilityArgs:
 
 
 class Observability(pulumi.ComponentResource):
-    def __init__(self, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:observability:Observability", "observability", None, opts)
-        n, tags = args.name, args.tags
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:observability:Observability", name, None, opts)
+        n, tags = args.prefix, args.tags
         self.workspace = aws.amp.Workspace(f"{n}-prometheus", alias=f"{n}-prometheus", kms_key_arn=args.logs_key_arn,
                                            tags=tags, opts=child(self))
         aws.amp.RuleGroupNamespace(f"{n}-alerts", name="taly-alerts", workspace_id=self.workspace.id,

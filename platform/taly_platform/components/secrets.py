@@ -29,7 +29,7 @@ class CredentialSpec:
 
 @dataclass
 class SecretsArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     environment: str
     kms_key_arn: pulumi.Input[str]
     credentials: list[CredentialSpec]
@@ -46,11 +46,11 @@ class Credential:
 
 
 class Secrets(pulumi.ComponentResource):
-    def __init__(self, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:security:Secrets", "secrets", None, opts)
+    def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:security:Secrets", name, None, opts)
         self.credentials: dict[str, Credential] = {}
         for spec in args.credentials:
-            name = f"{args.name}-{spec.purpose}"
+            name = f"{args.prefix}-{spec.purpose}"
             password = random.RandomPassword(name, length=spec.length, special=spec.special, min_numeric=2, opts=child(self))
             secret = aws.secretsmanager.Secret(
                 name, name=f"taly/{args.environment}/{spec.purpose}/credentials", kms_key_id=args.kms_key_arn,
@@ -70,7 +70,7 @@ class Secrets(pulumi.ComponentResource):
 
 @dataclass
 class ParametersArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     environment: str
     settings: dict[str, pulumi.Input[str]]  # shared settings (endpoints, bucket names)
     log_level: str
@@ -84,8 +84,8 @@ def parameter_prefix(environment: str, service: str | None = None) -> str:
 class Parameters(pulumi.ComponentResource):
     """One SSM parameter per service and setting; a service only sees the settings it uses."""
 
-    def __init__(self, args: ParametersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:config:Parameters", "parameters", None, opts)
+    def __init__(self, name: str, args: ParametersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:config:Parameters", name, None, opts)
         uses = {"database": ("DATABASE_HOST", "DATABASE_READER_HOSTS", "DATABASE_PORT", "DATABASE_NAME"),
                 "cache": ("REDIS_HOST", "REDIS_PORT"), "broker": ("AMQP_ENDPOINT",)}
         for svc in CATALOG:
@@ -98,7 +98,7 @@ class Parameters(pulumi.ComponentResource):
             values = {"LOG_LEVEL": args.log_level, "PORT": str(svc.port), **args.settings}
             for key in keys:
                 aws.ssm.Parameter(
-                    f"{args.name}-{svc.name}-{key.lower().replace('_', '-')}",
+                    f"{args.prefix}-{svc.name}-{key.lower().replace('_', '-')}",
                     name=f"{parameter_prefix(args.environment, svc.name)}{key}", type="String",
                     insecure_value=values[key], tags={**args.tags, "service": svc.name}, opts=child(self),
                 )

@@ -18,7 +18,7 @@ from .base import assume_role_policy, child, policy_json
 
 @dataclass
 class StorageArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     account_id: pulumi.Input[str]
     config: StorageConfig
     data_key_arn: pulumi.Input[str]
@@ -32,15 +32,25 @@ class StorageArgs:
     logs_policy_statements: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class SecureBucketArgs:
+    bucket_name: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    tags: dict[str, str]
+    protect: bool
+    versioned: bool = True
+    # Statements added to the deny-non-TLS policy; their Resource entries are suffixes of the bucket's ARN.
+    extra_statements: list[dict[str, Any]] = field(default_factory=list)
+    region: str | None = None  # None: the stack's region
+
+
 class SecureBucket(pulumi.ComponentResource):
     """A bucket with every public-access block, BucketOwnerEnforced, SSE-KMS and a deny-non-TLS policy."""
 
-    def __init__(
-        self, name: str, *, bucket_name: pulumi.Input[str], kms_key_arn: pulumi.Input[str], tags: dict[str, str],
-        protect: bool, versioned: bool = True, extra_statements: list[dict[str, Any]] | None = None,
-        region: str | None = None, opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("taly:storage:SecureBucket", name, None, opts)
+        bucket_name, kms_key_arn, tags, protect, versioned, region = (
+            args.bucket_name, args.kms_key_arn, args.tags, args.protect, args.versioned, args.region)
         r = {"region": region} if region else {}
         self.bucket = aws.s3.Bucket(name, bucket=bucket_name, force_destroy=False, tags=tags, opts=child(self, protect=protect), **r)
         self.public_access_block = aws.s3.BucketPublicAccessBlock(
@@ -70,7 +80,7 @@ class SecureBucket(pulumi.ComponentResource):
             "Resource": [arn, arn.apply(lambda a: f"{a}/*")],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }]
-        for st in extra_statements or []:
+        for st in args.extra_statements:
             # Extra statements name resources as suffixes of this bucket's ARN ("" or "/prefix/*").
             statements.append(st | {"Resource": [pulumi.Output.concat(arn, p) for p in st["Resource"]]})
         aws.s3.BucketPolicy(
@@ -83,16 +93,16 @@ class SecureBucket(pulumi.ComponentResource):
 
 
 class Storage(pulumi.ComponentResource):
-    def __init__(self, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:storage:Storage", "storage", None, opts)
-        n, cfg, tags = args.name, args.config, args.tags
+    def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:storage:Storage", name, None, opts)
+        n, cfg, tags = args.prefix, args.config, args.tags
         suffix = pulumi.Output.from_input(args.account_id)
 
         def bucket(purpose: str, key: pulumi.Input[str], **kw: Any) -> SecureBucket:
-            return SecureBucket(
-                f"{n}-{purpose}", bucket_name=suffix.apply(lambda a: f"{n}-{purpose}-{a}"), kms_key_arn=key,
-                tags={**tags, "purpose": purpose}, protect=args.protect, opts=child(self), **kw,
-            )
+            return SecureBucket(f"{n}-{purpose}", SecureBucketArgs(
+                bucket_name=suffix.apply(lambda a: f"{n}-{purpose}-{a}"), kms_key_arn=key,
+                tags={**tags, "purpose": purpose}, protect=args.protect, **kw,
+            ), opts=child(self))
 
         self.media = bucket("media", args.data_key_arn)
         self.backups = bucket("backups", args.backup_key_arn)
@@ -139,11 +149,11 @@ class Storage(pulumi.ComponentResource):
         self.register_outputs({"media": self.media.name, "backups": self.backups.name, "logs": self.logs.name})
 
     def _replicate(self, args: StorageArgs, suffix: pulumi.Output[str]) -> SecureBucket:
-        n = args.name
-        replica = SecureBucket(
-            f"{n}-backups-dr", bucket_name=suffix.apply(lambda a: f"{n}-backups-dr-{a}"), kms_key_arn=args.dr_backup_key_arn,
-            tags={**args.tags, "purpose": "backups-dr"}, protect=args.protect, region=args.dr_region, opts=child(self),
-        )
+        n = args.prefix
+        replica = SecureBucket(f"{n}-backups-dr", SecureBucketArgs(
+            bucket_name=suffix.apply(lambda a: f"{n}-backups-dr-{a}"), kms_key_arn=args.dr_backup_key_arn,
+            tags={**args.tags, "purpose": "backups-dr"}, protect=args.protect, region=args.dr_region,
+        ), opts=child(self))
         role = aws.iam.Role(f"{n}-backups-replication", assume_role_policy=assume_role_policy("s3.amazonaws.com"),
                             tags=args.tags, opts=child(self))
         src, dst = self.backups.arn, replica.arn

@@ -28,7 +28,7 @@ GROUPS = {"platform": "taly:platform", "oncall": "taly:oncall", "ci": "taly:ci"}
 
 @dataclass
 class WorkloadsArgs:
-    name: str
+    prefix: str  # of the AWS resources\' names, e.g. "taly-prod"
     environment: str
     region: str
     services: ServicesConfig
@@ -94,9 +94,9 @@ def _images_belong_to_promotions(obj: dict[str, Any], opts: pulumi.ResourceOptio
 
 
 class Workloads(pulumi.ComponentResource):
-    def __init__(self, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("taly:workloads:Workloads", "workloads", None, opts)
-        n, s, ns = args.name, args.services, args.services.namespace
+    def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("taly:workloads:Workloads", name, None, opts)
+        n, s, ns = args.prefix, args.services, args.services.namespace
 
         for group, arns in s.access.model_dump().items():
             for i, arn in enumerate(arns):
