@@ -10,7 +10,8 @@ import pytest
 
 from taly_ops.errors import BadInput
 from taly_ops.health.model import CheckResult, Probe, Report, exit_code, verdictless, worst
-from taly_ops.health.target import Endpoint
+from taly_ops import environment
+from taly_ops.environment import HostPort as Endpoint
 from taly_ops.health.thresholds import Floor, Limit, Thresholds, load
 from taly_ops.operations import health as ops
 
@@ -220,13 +221,13 @@ def test_unknown_component_lists_the_known_ones():
 
 def test_unknown_environment_lists_the_known_ones():
     with pytest.raises(BadInput) as exc:
-        ops.resolve_environment("qa")
+        environment.check_name("qa")
     assert "known: local, dev, staging, prod" in exc.value.message
 
 
 def test_missing_contract_names_the_pulumi_command(tmp_path: Path):
     with pytest.raises(BadInput) as exc:
-        ops.resolve_target("prod", tmp_path)
+        environment.resolve("prod", root=tmp_path)
     assert "pulumi stack output --stack prod --json > contracts/prod.json" in exc.value.message
 
 
@@ -234,12 +235,12 @@ def test_invalid_contract_is_bad_input(tmp_path: Path):
     (tmp_path / "contracts").mkdir()
     (tmp_path / "contracts" / "dev.json").write_text('{"environment": "dev"}')
     with pytest.raises(BadInput, match="not a valid environment contract"):
-        ops.resolve_target("dev", tmp_path)
+        environment.resolve("dev", root=tmp_path)
 
 
 def test_missing_local_estate_says_to_run_local_up(tmp_path: Path):
-    with pytest.raises(BadInput, match=r"no local estate: run `taly local up`"):
-        ops.resolve_target("local", None, tmp_path / "state")
+    with pytest.raises(BadInput, match=r"no local estate in .*: run `taly local up`"):
+        environment.resolve("local", tmp_path / "state")
 
 
 @pytest.mark.parametrize("text, expected", [

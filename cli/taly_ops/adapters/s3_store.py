@@ -1,6 +1,7 @@
 """The backups bucket through boto3: upload, download (with progress), list, read and write JSON.
 
-boto3 is imported inside the functions. A missing bucket or an endpoint that does not answer is
+The client comes from the environment's AWS adapter (adapters/aws.py); botocore is imported inside
+the functions. A missing bucket or an endpoint that does not answer is
 Unreachable (exit 3); a missing key is KeyError for the caller to judge.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import Unreachable
+from .aws import Aws
 
 Progress = Callable[[str], None]
 
@@ -19,24 +21,16 @@ Progress = Callable[[str], None]
 @dataclass
 class Store:
     bucket: str
-    endpoint_url: str | None = None
-    region: str | None = None
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    _client: Any = None
+    aws: Aws
     _checked: bool = False
 
     @property
     def client(self):
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
+        return self.aws.client("s3")
 
-            self._client = boto3.session.Session().client(
-                "s3", endpoint_url=self.endpoint_url, region_name=self.region,
-                aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
-                config=Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=60))
-        return self._client
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.aws.target.endpoint_url
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError

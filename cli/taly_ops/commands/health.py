@@ -46,12 +46,13 @@ def health(
     JSON: {"environment", "status", "exit_code", "summary", "checks": [{component, name, status,
     observed, threshold, detail, duration_ms}], ...}. No secret is ever printed.
     """
+    from ..environment import LOCAL, check_name
     from ..operations import health as ops
     from ..project import project_root
 
-    ops.resolve_environment(env)
+    check_name(env)
     components = ops.resolve_components(component)
-    root = _root_or_none(project_root) if env == ops.LOCAL else project_root()
+    root = _root_or_none(project_root) if env == LOCAL else project_root()
     limits = ops.load_thresholds(thresholds, root, timeout)
 
     def run():

@@ -63,13 +63,17 @@ def status(
     """Each component with its pid, port and status (running/stopped).
 
     JSON: {"components": [{"name", "pid", "port", "status", ...}], "state_file", "endpoints"} (no passwords).
-    Exit 0 when every component runs, 1 when some are stopped or there is no local estate.
+    Exit 0 when every component runs, 1 when some are stopped, 2 when there is no local estate.
     """
+    from ..environment import no_local_estate
     from ..local import estate
 
-    data = estate.status(_state_dir(state_dir))
-    emit(output, data, _table)
+    directory = _state_dir(state_dir)
+    data = estate.status(directory)
     components = data["components"]
+    if data["state_file"] is None:
+        raise no_local_estate(directory)
+    emit(output, data, _table)
     if not components or any(c["status"] != "running" for c in components):
         raise typer.Exit(1)
 

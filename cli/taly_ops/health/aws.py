@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import partial
 
 from .model import Probe, Recorder
-from .target import Target
+from ..environment import Environment
 from .thresholds import Thresholds
 
 C = "aws"
@@ -25,7 +25,7 @@ MQ_TRANSITIONAL = {"REBOOT_IN_PROGRESS", "CRITICAL_ACTION_REQUIRED"}
 EKS_TRANSITIONAL = {"UPDATING"}
 
 
-def probes(target: Target, th: Thresholds) -> list[Probe]:
+def probes(target: Environment, th: Thresholds) -> list[Probe]:
     t = th.timeouts.aws
     db = target.contract.database
     out = [Probe(C, f"rds {db.primary_id}", partial(rds_instance, target, db.primary_id, None, t), timeout=t)]
@@ -62,7 +62,7 @@ def _describe(rec: Recorder, name: str, expected: str, call: str, not_found: str
         return None
 
 
-def rds_instance(target: Target, identifier: str, source: str | None, timeout: float):
+def rds_instance(target: Environment, identifier: str, source: str | None, timeout: float):
     rec = Recorder(C)
     name = f"rds {identifier}"
     found = _describe(rec, name, "available", f"DescribeDBInstances {identifier}", "DBInstanceNotFound",
@@ -85,7 +85,7 @@ def rds_instance(target: Target, identifier: str, source: str | None, timeout: f
     return rec.results
 
 
-def elasticache(target: Target, timeout: float):
+def elasticache(target: Environment, timeout: float):
     rec = Recorder(C)
     cache = target.contract.cache
     name = f"elasticache {cache.replication_group_id}"
@@ -107,7 +107,7 @@ def elasticache(target: Target, timeout: float):
     return rec.results
 
 
-def mq(target: Target, timeout: float):
+def mq(target: Environment, timeout: float):
     rec = Recorder(C)
     broker = target.contract.broker
     name = f"mq {broker.broker_name}"
@@ -124,7 +124,7 @@ def mq(target: Target, timeout: float):
     return rec.results
 
 
-def eks_cluster(target: Target, timeout: float):
+def eks_cluster(target: Environment, timeout: float):
     rec = Recorder(C)
     cluster = target.contract.cluster.name
     found = _describe(rec, f"eks {cluster}", "ACTIVE", f"DescribeCluster {cluster}", "ResourceNotFoundException",
@@ -137,9 +137,9 @@ def eks_cluster(target: Target, timeout: float):
     return rec.results
 
 
-def expected_nodegroups(target: Target) -> list[str] | None:
+def expected_nodegroups(target: Environment) -> list[str] | None:
     """Node group names from the stack file; [] locally (the estate has none); None when unknown."""
-    if target.local:
+    if target.is_local:
         return []
     try:
         stack = target.stack()
@@ -148,7 +148,7 @@ def expected_nodegroups(target: Target) -> list[str] | None:
     return [g.name for g in stack.cluster.node_groups] if stack is not None else None
 
 
-def eks_nodegroups(target: Target, timeout: float):
+def eks_nodegroups(target: Environment, timeout: float):
     rec = Recorder(C)
     cluster = target.contract.cluster.name
     name = f"eks {cluster} node groups"

@@ -15,7 +15,7 @@ import os
 from functools import partial
 
 from .model import Probe, Recorder
-from .target import Target
+from ..environment import Environment
 from .thresholds import Thresholds
 
 C = "kubernetes"
@@ -23,7 +23,7 @@ REQUIRES = ("kubernetes.client", "kubernetes.config")  # imported by the operati
 BACKOFF = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull")
 
 
-def probes(target: Target, th: Thresholds) -> list[Probe]:
+def probes(target: Environment, th: Thresholds) -> list[Probe]:
     if not target.has_cluster:
         return []
     t = th.timeouts.kubernetes
@@ -39,7 +39,7 @@ class KubeconfigProblem(Exception):
     pass
 
 
-def api_client(target: Target):
+def api_client(target: Environment):
     """An ApiClient for the contract's context (made once per run; no retries, so failures are quick)."""
     def make():
         from kubernetes import client, config
@@ -72,7 +72,7 @@ def _error(exc: BaseException) -> str:
     return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
 
 
-def api_server(target: Target, timeout: float):
+def api_server(target: Environment, timeout: float):
     rec = Recorder(C)
     try:
         from kubernetes import client
@@ -89,7 +89,7 @@ def api_server(target: Target, timeout: float):
     return rec.results
 
 
-def deployments(target: Target, timeout: float):
+def deployments(target: Environment, timeout: float):
     from kubernetes import client
 
     rec = Recorder(C)
@@ -121,7 +121,7 @@ def deployments(target: Target, timeout: float):
     return rec.results
 
 
-def pods(target: Target, th: Thresholds, timeout: float):
+def pods(target: Environment, th: Thresholds, timeout: float):
     from kubernetes import client
 
     rec = Recorder(C)

@@ -141,3 +141,20 @@ class Recorder:
                         " ".join(str(detail).split()), ms)
         self.results.append(r)
         return r
+
+
+# --- credentials a check needs -------------------------------------------------------------------------
+
+class CredentialsUnavailable(Exception):
+    """A check's credentials (or the broker's address) could not be read: nothing was asked of the system."""
+
+
+def guarded(what: str, fn: Callable[[], Any]) -> Any:
+    """fn(), with any failure to read a credential turned into CredentialsUnavailable naming `what`."""
+    try:
+        return fn()
+    except CredentialsUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - botocore's errors, a malformed secret
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise CredentialsUnavailable(f"cannot read {what}: {type(exc).__name__}: {text}"[:300]) from None

@@ -7,10 +7,12 @@ Every probe opens its own short connection (psycopg, a small connect_timeout and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
-from .model import Probe, Recorder
-from .target import CredentialsUnavailable, Endpoint, PgAccess, Target
+from ..environment import Environment, HostPort as Endpoint, Login
+from .model import CredentialsUnavailable, Probe, Recorder, guarded
 from .thresholds import Thresholds
 
 C = "postgres"
@@ -18,8 +20,32 @@ REQUIRES = ("psycopg", "psycopg.conninfo")  # imported by the operation before t
 XID_HORIZON = 2 ** 31
 
 
-def probes(target: Target, th: Thresholds) -> list[Probe]:
-    pg = target.postgres()
+@dataclass
+class PgAccess:
+    primary_id: str
+    primary: Endpoint
+    replicas: tuple[tuple[str, Endpoint], ...]
+    database: str
+    sslmode: str
+    login: Callable[[], Login]  # read when first needed
+
+    @classmethod
+    def of(cls, env: Environment) -> "PgAccess":
+        topo = env.postgres()
+        return cls(topo.primary_id, topo.primary, topo.replicas, topo.database, topo.sslmode, env.database_login)
+
+    def conninfo(self, ep: Endpoint, timeout: float) -> str:
+        import psycopg.conninfo
+
+        login = guarded("the database credentials", self.login)
+        return psycopg.conninfo.make_conninfo(
+            host=ep.host, port=ep.port, dbname=self.database, user=login.user, password=login.password,
+            sslmode=self.sslmode, connect_timeout=max(2, int(timeout) - 1), application_name="taly-health",
+            options=f"-c statement_timeout={int(max(timeout - 0.5, 0.5) * 1000)}")
+
+
+def probes(env: Environment, th: Thresholds) -> list[Probe]:
+    pg = PgAccess.of(env)
     t = th.timeouts.postgres
     out = [Probe(C, f"{pg.primary_id}: accepting connections", partial(primary_up, pg, t), liveness=True, timeout=t)]
     for rid, ep in pg.replicas:

@@ -13,11 +13,12 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
-from .model import Probe, Recorder
-from .target import CredentialsUnavailable, RabbitAccess, Target, guarded
+from ..environment import Environment, Login
+from .model import CredentialsUnavailable, Probe, Recorder, guarded
 from .thresholds import Thresholds
 
 C = "rabbitmq"
@@ -25,8 +26,20 @@ REQUIRES = ()  # imported by the operation before the clocks start
 VHOST = "/"
 
 
-def probes(target: Target, th: Thresholds) -> list[Probe]:
-    access = target.rabbitmq()
+@dataclass
+class RabbitAccess:
+    management_url: Callable[[], str]  # base URL, ending in /
+    login: Callable[[], Login]
+    work_queues: list[str]
+    dead_letter_suffix: str = ".dlq"
+
+    @classmethod
+    def of(cls, env: Environment) -> "RabbitAccess":
+        return cls(env.rabbitmq_management_url, env.rabbitmq_login, env.work_queues())
+
+
+def probes(env: Environment, th: Thresholds) -> list[Probe]:
+    access = RabbitAccess.of(env)
     t = th.timeouts.rabbitmq
     return [
         Probe(C, "node running", partial(nodes, access, t), liveness=True, timeout=t),
@@ -37,9 +50,9 @@ def probes(target: Target, th: Thresholds) -> list[Probe]:
 
 def get(access: RabbitAccess, path: str, timeout: float) -> Any:
     url = urllib.parse.urljoin(guarded("the broker's management URL", access.management_url), "api/" + path)
-    user, password = guarded("the broker's credentials", access.credentials)
+    login = guarded("the broker's credentials", access.login)
     req = urllib.request.Request(url, headers={
-        "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
+        "Authorization": "Basic " + base64.b64encode(f"{login.user}:{login.password}".encode()).decode(),
         "Accept": "application/json"})
     with urllib.request.urlopen(req, timeout=max(timeout - 0.5, 0.5)) as resp:
         return json.loads(resp.read() or b"null")

@@ -7,18 +7,33 @@ the probe's timeout instead of hanging.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
-from .model import Probe, Recorder
-from .target import CredentialsUnavailable, Endpoint, RedisAccess, Target, guarded
+from ..environment import Environment, HostPort as Endpoint
+from .model import CredentialsUnavailable, Probe, Recorder, guarded
 from .thresholds import MiB, Thresholds
 
 C = "redis"
 REQUIRES = ("redis", "redis.backoff", "redis.retry")  # imported by the operation before the clocks start
 
 
-def probes(target: Target, th: Thresholds) -> list[Probe]:
-    access = target.redis()
+@dataclass
+class RedisAccess:
+    primary: Endpoint
+    replicas: tuple[Endpoint, ...]
+    tls: bool
+    password: Callable[[], str | None]
+
+    @classmethod
+    def of(cls, env: Environment) -> "RedisAccess":
+        topo = env.redis()
+        return cls(topo.primary, topo.replicas, topo.tls, env.redis_password)
+
+
+def probes(env: Environment, th: Thresholds) -> list[Probe]:
+    access = RedisAccess.of(env)
     t = th.timeouts.redis
     out = [Probe(C, f"primary {access.primary}: ping", partial(ping, access, access.primary, "primary", t),
                  liveness=True, timeout=t)]

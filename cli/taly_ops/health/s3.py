@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from .model import Probe, Recorder
-from .target import Target
+from ..environment import Environment
 from .thresholds import Thresholds
 
 C = "s3"
@@ -16,7 +16,7 @@ REQUIRES = ("boto3", "botocore.config")  # imported by the operation before the 
 PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
-def probes(target: Target, th: Thresholds) -> list[Probe]:
+def probes(target: Environment, th: Thresholds) -> list[Probe]:
     t = th.timeouts.s3
     buckets = target.contract.buckets.model_dump()
     return [Probe(C, f"{kind}: bucket", partial(bucket, target, kind, name, t), liveness=True, timeout=t)
@@ -32,7 +32,7 @@ def _short(exc: BaseException) -> str:
     return (" ".join(str(exc).split()) or type(exc).__name__)[:200]
 
 
-def expected_lifecycle(target: Target) -> tuple[int, int]:
+def expected_lifecycle(target: Environment) -> tuple[int, int]:
     """(Standard-IA days, Glacier days) for the media bucket: the stack's storage settings, or the defaults."""
     from taly_platform.config import StorageConfig
 
@@ -45,7 +45,7 @@ def expected_lifecycle(target: Target) -> tuple[int, int]:
     return storage.media_infrequent_access_days, storage.media_glacier_days
 
 
-def bucket(target: Target, kind: str, name: str, timeout: float):
+def bucket(target: Environment, kind: str, name: str, timeout: float):
     rec = Recorder(C)
     s3 = target.aws_client("s3", timeout)
     try:

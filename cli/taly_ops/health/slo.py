@@ -14,7 +14,7 @@ from functools import partial
 from typing import Callable
 
 from .model import Probe, Recorder
-from .target import Target
+from ..environment import Environment
 from .thresholds import Limit, Thresholds
 
 C = "slo"
@@ -49,14 +49,14 @@ OBJECTIVES: tuple[Objective, ...] = (
 )
 
 
-def probes(target: Target, th: Thresholds) -> list[Probe]:
+def probes(target: Environment, th: Thresholds) -> list[Probe]:
     t = th.timeouts.slo
     out = [Probe(C, o.name, partial(objective, target, o, th, t), timeout=t) for o in OBJECTIVES]
     out.append(Probe(C, "scrape targets up", partial(scrape_targets, target, t), timeout=t))
     return out
 
 
-def _connect(target: Target, timeout: float):
+def _connect(target: Environment, timeout: float):
     from prometheus_api_client import PrometheusConnect
     from urllib3.util.retry import Retry
 
@@ -70,7 +70,7 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
-def _query(target: Target, query: str, timeout: float) -> tuple[str, list[dict] | None, str | None]:
+def _query(target: Environment, query: str, timeout: float) -> tuple[str, list[dict] | None, str | None]:
     """(url, result or None, error or None)."""
     url = "?"
     try:
@@ -84,7 +84,7 @@ def _num(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
 
 
-def objective(target: Target, o: Objective, th: Thresholds, timeout: float):
+def objective(target: Environment, o: Objective, th: Thresholds, timeout: float):
     rec = Recorder(C)
     lim = o.limit(th)
     url, result, error = _query(target, o.query, timeout)
@@ -109,7 +109,7 @@ def objective(target: Target, o: Objective, th: Thresholds, timeout: float):
     return rec.results
 
 
-def scrape_targets(target: Target, timeout: float):
+def scrape_targets(target: Environment, timeout: float):
     rec = Recorder(C)
     url, result, error = _query(target, "up", timeout)
     evidence = f"{url}/api/v1/query?query=up"

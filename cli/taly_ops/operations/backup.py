@@ -15,10 +15,11 @@ import datetime as dt
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..environment import CLOUD as CLOUD_ENVS  # noqa: F401 - the environment model lives in taly_ops.environment
+from ..environment import Environment, addresses, contract_addresses, resolve  # noqa: F401
 from ..errors import BadInput, Unreachable
 
 Progress = Callable[[str], None]
@@ -29,7 +30,6 @@ JOBS = 2
 # gzip's fastest level: at 1M rows, -Z 1 dumps in 1.3 s against 3.1 s for pg_dump's default (-Z 6), for
 # 40.6 MB against 32.9 MB. Restoring reads either at the same speed.
 COMPRESS = 1
-CLOUD_ENVS = ("dev", "staging", "prod")
 
 
 def _noop(line: str) -> None:
@@ -42,190 +42,6 @@ def now() -> dt.datetime:
 
 def iso(t: dt.datetime | None) -> str | None:
     return t.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds") if t else None
-
-
-@dataclass
-class Environment:
-    """Where an environment's database and backups bucket are, and where local bookkeeping goes.
-
-    `local` comes from the local estate's state file; dev, staging and prod from contracts/<env>.json
-    (what the Pulumi program exports), with the database credentials read from Secrets Manager.
-    """
-
-    name: str
-    primary: Any  # postgres_tools.Endpoint
-    replica: Any | None
-    store: Any  # s3_store.Store
-    state_dir: Path  # audit log, drills registry, scratch instances
-    targets: dict[str, Any] = field(default_factory=dict)
-    contract: Any = None  # taly_platform.contract.EnvironmentContract
-    aws: dict[str, Any] | None = None  # the local estate's emulator (endpoint_url, region, keys); None: the default chain
-
-    @property
-    def is_local(self) -> bool:
-        return self.name == "local"
-
-    @property
-    def source(self):
-        return self.replica or self.primary
-
-    def aws_client(self, service: str):
-        """A boto3 client: the emulator locally, the default credential chain in the contract's region otherwise.
-
-        The default chain honours AWS_ENDPOINT_URL, AWS_PROFILE and the rest, as boto3 documents.
-        """
-        import boto3
-        from botocore.config import Config
-
-        config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=60)
-        if self.aws:
-            return boto3.session.Session().client(
-                service, endpoint_url=self.aws["endpoint_url"], region_name=self.aws["region"],
-                aws_access_key_id=self.aws["access_key_id"], aws_secret_access_key=self.aws["secret_access_key"],
-                config=config)
-        return boto3.session.Session().client(service, region_name=self.contract.region, config=config)
-
-    def source_addresses(self) -> set[tuple[str, int]]:
-        eps = [self.primary] + ([self.replica] if self.replica else [])
-        return {a for ep in eps for a in addresses(ep.host, ep.port)}
-
-
-def addresses(host: str, port: int) -> set[tuple[str, int]]:
-    """Every (host, port) an endpoint answers on: its name and the addresses it resolves to (loopback as one)."""
-    return {(h, int(port)) for h in _aliases(host)}
-
-
-def _aliases(host: str) -> set[str]:
-    import socket
-
-    names = {host}
-    try:
-        names |= {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        pass
-    if names & {"127.0.0.1", "::1", "localhost"}:
-        names |= {"127.0.0.1", "::1", "localhost"}
-    return names
-
-
-def targets(contract: Any = None) -> dict[str, Any]:
-    """RPO and RTO targets: the contract's (the stack's BackupConfig), else BackupConfig's defaults."""
-    if contract is not None:
-        return {"rpo_minutes": contract.backup.rpo_minutes, "rto_minutes": contract.backup.rto_minutes,
-                "source": f"the {contract.environment} contract (stack config taly:backup)"}
-    from taly_platform.config import BackupConfig
-
-    cfg = BackupConfig()
-    return {"rpo_minutes": cfg.rpo_minutes, "rto_minutes": cfg.rto_minutes,
-            "source": "BackupConfig defaults (the local environment has no stack config)"}
-
-
-STATE_ENV_VAR = "TALY_STATE_DIR"
-
-
-def cloud_state_dir(env: str, option: Path | None = None) -> Path:
-    """Where a cloud environment's audit log and drill registry live on this machine.
-
-    --state-dir, else $TALY_STATE_DIR/<env>, else .taly/<env> under the project root.
-    """
-    import os
-
-    from ..project import project_root
-
-    if option is not None:
-        path = option
-    elif base := os.environ.get(STATE_ENV_VAR):
-        path = Path(base) / env
-    else:
-        path = project_root() / ".taly" / env
-    path = path.expanduser().absolute()
-    if path.exists() and not path.is_dir():
-        raise BadInput(f"state directory {path} exists and is not a directory")
-    return path
-
-
-def resolve(env: str, state_dir: Path | None = None) -> Environment:
-    """The environment's endpoints and backups bucket: the local estate, or a cloud environment's contract."""
-    if env in CLOUD_ENVS:
-        return _resolve_cloud(env, state_dir)
-    if env != "local":
-        raise BadInput(f"unknown environment '{env}'; known: local, {', '.join(CLOUD_ENVS)}")
-    from ..adapters.postgres_tools import Endpoint
-    from ..adapters.s3_store import Store
-    from ..local.state import load, resolve_state_dir
-    from taly_platform.contract import EnvironmentContract
-
-    sd = resolve_state_dir(state_dir)
-    state = load(sd)
-    if state is None or not state.endpoints or not state.contract:
-        raise Unreachable(f"no local estate in {sd}", hint="start it with `taly local up` (or pass --state-dir)")
-
-    def ep(role: str) -> Endpoint | None:
-        e = state.endpoints.get("postgres", {}).get(role)
-        if not e:
-            return None
-        return Endpoint(e["host"], int(e["port"]), e["user"], e["password"], e["database"], role)
-
-    aws = state.endpoints["aws"]
-    store = Store(bucket=state.contract["buckets"]["backups"], endpoint_url=aws["endpoint_url"], region=aws["region"],
-                  access_key_id=aws["access_key_id"], secret_access_key=aws["secret_access_key"])
-    try:
-        contract = EnvironmentContract.model_validate(state.contract)
-    except ValueError:
-        contract = None  # a state file from an older version: the database and the bucket are all a backup needs
-    return Environment("local", ep("primary"), ep("replica"), store, sd, targets(), contract=contract, aws=dict(aws))
-
-
-def _resolve_cloud(env: str, state_dir: Path | None) -> Environment:
-    """dev/staging/prod from contracts/<env>.json; credentials from the contract's master secret."""
-    import json
-
-    from ..adapters.postgres_tools import Endpoint
-    from ..adapters.s3_store import Store
-    from ..health.target import Endpoint as HostPort
-    from .health import resolve_target
-
-    target = resolve_target(env, None)  # BadInput (exit 2) when the contract is missing or invalid
-    contract = target.contract
-    db = contract.database
-    environment = Environment(env, None, None, Store(bucket=contract.buckets.backups, region=contract.region),
-                              cloud_state_dir(env, state_dir), targets(contract), contract=contract)
-    try:
-        sm = environment.aws_client("secretsmanager")
-        secret = json.loads(sm.get_secret_value(SecretId=db.master_secret_arn)["SecretString"])
-        user, password = secret["username"], secret["password"]
-    except Exception as exc:  # noqa: BLE001 - botocore's errors, a malformed secret: one line, exit 3
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise Unreachable(f"cannot read the {env} database credentials from Secrets Manager "
-                          f"({db.master_secret_arn}): {type(exc).__name__}: {text}"[:400],
-                          hint="are AWS credentials for this account set (AWS_PROFILE, AWS_REGION)?") from None
-    environment.primary = Endpoint(db.primary_endpoint, db.port, user, password, db.database, "primary", "require")
-    if db.replica_endpoints:
-        hp = HostPort.parse(db.replica_endpoints[0], db.port)
-        environment.replica = Endpoint(hp.host, hp.port, user, password, db.database, "replica", "require")
-    return environment
-
-
-def contract_addresses(env: str) -> set[tuple[str, int]] | None:
-    """Every (host, port) the database of `env` answers on, from contracts/<env>.json alone (no credentials).
-
-    None when there is no contract for it; a contract that exists but cannot be read is BadInput, for
-    a safety net must not switch itself off. A safety net for commands that write to one environment:
-    a contract copied from another (say staging's file still pointing at prod) must not lead there.
-    """
-    from ..health.target import Endpoint as HostPort
-    from ..project import project_root
-    from .health import CONTRACTS_DIR, resolve_target
-
-    root = project_root()
-    if not (root / CONTRACTS_DIR / f"{env}.json").exists():
-        return None
-    try:
-        db = resolve_target(env, root).contract.database
-    except BadInput as exc:
-        raise BadInput(f"cannot check against {env}'s endpoints: {exc.message}", hint=exc.hint) from None
-    eps = [HostPort(db.primary_endpoint, db.port)] + [HostPort.parse(e, db.port) for e in db.replica_endpoints]
-    return {a for ep in eps for a in addresses(ep.host, ep.port)}
 
 
 def new_backup_id(t: dt.datetime) -> str:

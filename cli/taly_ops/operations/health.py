@@ -9,7 +9,6 @@ holds up the exit (a ThreadPoolExecutor's workers would: they are joined at inte
 from __future__ import annotations
 
 import importlib
-import json
 import threading
 import time
 from concurrent.futures import Future
@@ -18,26 +17,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from taly_platform.config import ENVIRONMENTS
-
+from ..environment import CLOUD, Environment, resolve
 from ..errors import BadInput
 from ..health import MODULES
 from ..health.model import COMPONENTS, CheckResult, Probe, Report, probe_started
-from ..health.target import Target
 from ..health.thresholds import Thresholds
-
-LOCAL = "local"
-KNOWN_ENVIRONMENTS: tuple[str, ...] = (LOCAL, *ENVIRONMENTS)
-CONTRACTS_DIR = "contracts"
 
 
 # --- input --------------------------------------------------------------------------------------
-
-def resolve_environment(env: str) -> str:
-    if env not in KNOWN_ENVIRONMENTS:
-        raise BadInput(f"unknown environment '{env}'; known: {', '.join(KNOWN_ENVIRONMENTS)}")
-    return env
-
 
 def resolve_components(names: Iterable[str] | None) -> list[str]:
     """The requested components in their canonical order (all when none); "a,b" and repeats allowed."""
@@ -49,80 +36,6 @@ def resolve_components(names: Iterable[str] | None) -> list[str]:
     return [c for c in COMPONENTS if c in wanted] if wanted else list(COMPONENTS)
 
 
-def contract_command(env: str) -> str:
-    return f"pulumi stack output --stack {env} --json > {CONTRACTS_DIR}/{env}.json"
-
-
-def resolve_target(env: str, root: Path | None, state_dir: Path | None = None) -> Target:
-    """The environment to check: the local estate's state file, or contracts/<env>.json."""
-    from taly_platform.contract import EnvironmentContract
-    from pydantic import ValidationError
-
-    env = resolve_environment(env)
-    if env == LOCAL:
-        return _local_target(state_dir)
-    if root is None:
-        from ..project import project_root
-
-        root = project_root()
-    path = root / CONTRACTS_DIR / f"{env}.json"
-    if not path.is_file():
-        raise BadInput(f"no contract for {env}: {path} is missing; write it with `{contract_command(env)}`",
-                       hint="the contract is what the Pulumi program exports: endpoints, ids and ARNs, no secret")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"{path}: not a JSON contract ({exc})", hint=f"rewrite it with `{contract_command(env)}`") from None
-    try:
-        contract = EnvironmentContract.model_validate(data)
-    except ValidationError as exc:
-        raise BadInput(f"{path}: not a valid environment contract: {_first_error(exc)}",
-                       hint=f"rewrite it with `{contract_command(env)}`") from None
-    if contract.environment != env:
-        raise BadInput(f"{path} is the contract of '{contract.environment}', not '{env}'")
-
-    def stack():
-        from taly_platform.stackfile import StackConfigError, load_stack
-
-        try:
-            return load_stack(root, env)
-        except StackConfigError:
-            return None
-
-    return Target(environment=env, contract=contract, source=str(path), stack_loader=stack)
-
-
-def _first_error(exc) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top)"
-    return f"{where}: {err['msg']}"
-
-
-def _local_target(state_dir: Path | None) -> Target:
-    from pydantic import ValidationError
-    from taly_platform.contract import EnvironmentContract
-
-    from ..local.state import load, resolve_state_dir
-
-    directory = resolve_state_dir(state_dir)
-    state = load(directory) if directory.is_dir() else None
-    if state is None:
-        raise BadInput(f"no local estate: run `taly local up` (no state file in {directory})")
-    if state.phase != "running" or not state.contract:
-        raise BadInput(f"the local estate in {directory} is not running (phase {state.phase!r})",
-                       hint="wait for `taly local up` to finish, or run it again")
-    try:
-        contract = EnvironmentContract.model_validate(state.contract)
-    except ValidationError as exc:
-        raise BadInput(f"the local estate's contract in {state.path} is not valid: {_first_error(exc)}",
-                       hint="restart it: `taly local down && taly local up`") from None
-    target = Target(environment=LOCAL, contract=contract, source=str(state.path), local_endpoints=state.endpoints)
-    e = state.endpoints
-    target.remember(e.get("postgres", {}).get("primary", {}).get("password"), e.get("redis", {}).get("password"),
-                    e.get("rabbitmq", {}).get("password"))
-    return target
-
-
 def load_thresholds(path: Path | None, root: Path | None, timeout: float | None = None) -> Thresholds:
     from ..health.thresholds import load
 
@@ -132,7 +45,7 @@ def load_thresholds(path: Path | None, root: Path | None, timeout: float | None 
 
 # --- probes -------------------------------------------------------------------------------------
 
-def build_probes(target: Target, thresholds: Thresholds, components: Sequence[str]) -> list[Probe]:
+def build_probes(target: Environment, thresholds: Thresholds, components: Sequence[str]) -> list[Probe]:
     """The components' probes, with the client libraries they need already imported.
 
     Imported here, before any probe's clock starts: a cold import (half a second for some) must not
@@ -149,7 +62,7 @@ def build_probes(target: Target, thresholds: Thresholds, components: Sequence[st
     return probes
 
 
-def skipped(target: Target, components: Sequence[str]) -> list[str]:
+def skipped(target: Environment, components: Sequence[str]) -> list[str]:
     return ["kubernetes (the local estate has no cluster)"] if "kubernetes" in components and not target.has_cluster else []
 
 
@@ -222,12 +135,12 @@ def check(env: str, components: Sequence[str], thresholds: Thresholds, *, root: 
           explicit_components: bool = False) -> Report:
     """One health run over an environment. Raises BadInput for an environment that cannot be resolved."""
     t0 = time.perf_counter()
-    target = resolve_target(env, root, state_dir)
+    target = resolve(env, state_dir, root=root)
     if explicit_components and not target.has_cluster and list(components) == ["kubernetes"]:
         raise BadInput("the local estate has no Kubernetes cluster; the kubernetes checks apply to "
-                       f"{', '.join(ENVIRONMENTS)}")
+                       f"{', '.join(CLOUD)}")
     probes = build_probes(target, thresholds, components)
-    results = scrub(run_probes(probes, parallel=parallel), target.secrets)
+    results = scrub(run_probes(probes, parallel=parallel), target.revealed())
     gone = skipped(target, components)
     ran = [c for c in components if not any(s.split()[0] == c for s in gone)]
     return Report(environment=env, checks=results, duration_ms=int((time.perf_counter() - t0) * 1000),

@@ -28,7 +28,7 @@ def _noop(line: str) -> None:
 
 def require_cloud(env: Environment | str, what: str) -> None:
     """BadInput (exit 2) unless env (an Environment, or its name before resolving it) is dev, staging or prod."""
-    from .backup import CLOUD_ENVS
+    from ..environment import CLOUD as CLOUD_ENVS
 
     local = env not in CLOUD_ENVS if isinstance(env, str) else (env.is_local or env.contract is None)
     if local:

@@ -24,7 +24,6 @@ instance answers: inside the VPC, from a network the stack's database.drillClien
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import secrets
 import socket
@@ -138,7 +137,7 @@ def choose_restore_point(env: Environment, rds, source: str, started: dt.datetim
 
 def _sources(env: Environment) -> dict[str, tuple[str, int]]:
     """The contract's database endpoints (and the resolved primary/replica), name -> (host lower-cased, port)."""
-    from ..health.target import Endpoint as HostPort
+    from ..environment import HostPort
 
     db = env.contract.database
     out = {db.primary_id: (db.primary_endpoint.lower(), int(db.port))}
@@ -160,14 +159,15 @@ def refuse_target(env: Environment, target_id: str) -> None:
 
 
 def _master_credentials(env: Environment) -> tuple[str, str]:
+    from ..adapters.secrets import SecretUnreadable
+
     arn = env.contract.database.master_secret_arn
     try:
-        data = json.loads(env.aws_client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
-        return data["username"], data["password"]
-    except Exception as exc:  # noqa: BLE001 - botocore's errors, a malformed secret: one line, exit 3
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise Unreachable(f"cannot read the master credentials of {env.name} ({arn}): {type(exc).__name__}: {text}"[:400],
+        login = env.database_login()
+    except SecretUnreadable as exc:
+        raise Unreachable(f"cannot read the master credentials of {env.name} ({arn}): {exc}"[:400],
                           hint="the drill verifies the restored instance with them") from None
+    return login.user, login.password
 
 
 # --- the drill --------------------------------------------------------------------------------------

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import VERDICT, BadInput, TalyError, Unreachable
-from .backup import CLOUD_ENVS, Environment, iso, now
+from ..environment import Environment, check_name
+from .backup import iso, now
 
 Progress = Callable[[str], None]
-ENVIRONMENTS = ("local", *CLOUD_ENVS)
 BEFORE_SUFFIX = "_before_refresh"
 MAINTENANCE_DB = "postgres"
 
@@ -51,8 +51,7 @@ def _noop(line: str) -> None:
 def refuse(from_env: str, to_env: str, anonymize: bool) -> None:
     """The refusals that need nothing but the arguments (exit 2)."""
     for flag, env in (("--from", from_env), ("--to", to_env)):
-        if env not in ENVIRONMENTS:
-            raise BadInput(f"{flag}: unknown environment '{env}'; known: {', '.join(ENVIRONMENTS)}")
+        check_name(env, flag)
     if to_env == "prod":
         raise BadInput("refusing to refresh into prod: a refresh replaces the target's database, and prod's data "
                        "is never replaced by a copy", hint="refresh dev or staging; restore prod with the backup runbooks")
