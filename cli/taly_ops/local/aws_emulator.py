@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from ..adapters.aws import Aws, AwsTarget
 from .context import DATABASE, DR_REGION, ENVIRONMENT, HOST, REGION, USER, Context
 from .state import Component
 from . import supervisor
@@ -41,14 +42,14 @@ def endpoint(port: int) -> str:
     return f"http://{HOST}:{port}"
 
 
-def client(service: str, endpoint_url: str, session=None):
-    """A boto3 client for the emulator (dummy credentials, the local region)."""
-    if session is None:
-        import boto3
+def target(endpoint_url: str) -> AwsTarget:
+    """The emulator as an AWS target: its endpoint, the local region, dummy credentials."""
+    return AwsTarget(REGION, endpoint_url, ACCESS_KEY, SECRET_KEY)
 
-        session = boto3.session.Session()
-    return session.client(service, endpoint_url=endpoint_url, region_name=REGION, aws_access_key_id=ACCESS_KEY,
-                          aws_secret_access_key=SECRET_KEY)
+
+def client(service: str, endpoint_url: str):
+    """A client of the emulator (through the AWS adapter, as every client is)."""
+    return Aws(target(endpoint_url)).client(service)
 
 
 def parameter_prefix(service: str | None = None) -> str:
@@ -87,12 +88,10 @@ def seed(url: str, ports: dict[str, int], passwords: dict[str, str],
     from taly_platform.catalog import CATALOG
     from taly_platform.config import BackupConfig
 
-    import boto3
-
-    session = boto3.session.Session()
+    aws = Aws(target(url))
 
     def client_(service: str):
-        return client(service, url, session)
+        return aws.client(service)
 
     tags = {"project": "taly", "environment": ENVIRONMENT, "owner": "local", "managed-by": "taly-local"}
     tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
