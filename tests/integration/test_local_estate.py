@@ -231,5 +231,6 @@ def test_down_stops_every_recorded_process(local):
     assert [name for name, pid in pids.items() if not _gone(pid)] == []
     assert [p for p in ports if supervisor.port_open(p)] == []
     assert not local.state_dir.exists() or not any(local.state_dir.iterdir())
-    code, data, _ = _status_json(local.state_dir)
-    assert code == 1 and data["components"] == []
+    after = CliRunner().invoke(app, ["local", "status", "--state-dir", str(local.state_dir), "-o", "json"])
+    assert after.exit_code == 2 and after.stdout == ""  # no estate is configuration: exit 2, one line
+    assert after.stderr.startswith(f"error: no local estate in {local.state_dir}: run `taly local up`")
