@@ -14,7 +14,8 @@ from taly_platform.config import PolicyExemption
 from taly_ops.app import app
 from taly_ops.operations.policy import view_of
 from taly_ops.policy.engine import evaluate
-from taly_ops.policy.model import StackView, Subject, all_rules
+from taly_ops.policy.model import StackView, Subject
+from taly_ops.policy.pack import all_rules
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
@@ -249,3 +250,27 @@ def test_cli_list(project_root):
     assert result.exit_code == 0
     rules = json.loads(result.stdout)["rules"]
     assert all({"id", "severity", "rationale"} <= set(r) for r in rules)
+
+
+def test_rules_modules_import_only_the_model_and_nothing_imports_back():
+    """No registration by import side effect: rules modules list their RULES, the pack collects them."""
+    import ast
+    from pathlib import Path
+
+    import taly_ops.policy as package
+
+    def siblings(path: Path) -> set[str]:
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {node.module} if node.module else {a.name for a in node.names}
+        return found
+
+    folder = Path(package.__file__).parent
+    imports = {p.stem: siblings(p) for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert imports["model"] == set()
+    for name in imports:
+        if name.startswith("rules_"):
+            assert imports[name] == {"model"}, name
+            assert name in imports["pack"]
+    assert "pack" not in imports["model"] | {m for n, i in imports.items() if n.startswith("rules_") for m in i}

@@ -15,7 +15,7 @@ app = TalyTyper(help="Policy rules over the offline plan: encryption, exposure, 
 @app.command("list")
 def list_rules(output: Output = typer.Option(Output.table, "--output", "-o", help="table or json.")) -> None:
     """List every rule with its severity (mandatory fails the check; advisory only reports) and rationale."""
-    from ..policy.model import all_rules
+    from ..policy.pack import all_rules
 
     rules = [{"id": r.id, "severity": r.severity, "description": r.description, "rationale": r.rationale} for r in all_rules()]
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..errors import BadInput
 from ..policy.engine import PolicyReport, evaluate
-from ..policy.model import StackView, Subject, all_rules
+from ..policy.model import StackView, Subject
+from ..policy.pack import all_rules
 from . import plan as plan_ops
 
 

@@ -13,8 +13,9 @@ from typing import Any, Callable
 
 from pulumi_policy import EnforcementLevel, StackValidationArgs, StackValidationPolicy
 
-from .engine import _exempted
-from .model import Rule, StackView, Subject, all_rules
+from .engine import exempted
+from .model import Rule, StackView, Subject
+from .pack import all_rules
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -48,7 +49,7 @@ def _validator(rule: Rule, root: Path) -> Callable[[StackValidationArgs, Callabl
     def validate(args: StackValidationArgs, report_violation: Callable[..., None]) -> None:
         view = view_from(args)
         urns = {r.name: r.urn for r in args.resources}
-        left, _ = _exempted(list(rule.check(view)), rule, _exemptions(view.environment, root))
+        left, _ = exempted(list(rule.check(view)), rule, _exemptions(view.environment, root))
         for v in left:
             report_violation(f"{v.resource}: {v.message}", urns.get(v.resource))
 

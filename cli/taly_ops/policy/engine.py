@@ -7,7 +7,8 @@ from typing import Literal
 
 from taly_platform.config import PolicyExemption
 
-from .model import Rule, StackView, Violation, all_rules
+from .model import Rule, StackView, Violation
+from .pack import all_rules
 
 Status = Literal["pass", "fail", "exempt"]
 
@@ -40,7 +41,7 @@ class PolicyReport:
         }
 
 
-def _exempted(violations: list[Violation], rule: Rule, exemptions: list[PolicyExemption]) -> tuple[list[Violation], str | None]:
+def exempted(violations: list[Violation], rule: Rule, exemptions: list[PolicyExemption]) -> tuple[list[Violation], str | None]:
     """Violations left after the exemptions for this rule, and the reason when any applied."""
     mine = [e for e in exemptions if e.rule == rule.id]
     if not mine:
@@ -53,7 +54,7 @@ def evaluate(view: StackView, exemptions: list[PolicyExemption] | None = None, r
     results = []
     for rule in rules or all_rules():
         violations = list(rule.check(view))
-        left, reason = _exempted(violations, rule, exemptions or [])
+        left, reason = exempted(violations, rule, exemptions or [])
         if not violations:
             status: Status = "pass"
         elif not left:

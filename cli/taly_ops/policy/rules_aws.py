@@ -19,7 +19,7 @@ def _primaries(view: StackView) -> list[Subject]:
     return [r for r in view.of_type(RDS) if not r.props.get("replicateSourceDb")]
 
 
-def _bucket_companion(view: StackView, type_token: str, what: str) -> Iterable[tuple[Subject, Subject | None]]:
+def _bucket_companion(view: StackView, type_token: str) -> Iterable[tuple[Subject, Subject | None]]:
     companions = view.keyed_by(type_token)
     for bucket in view.of_type(BUCKET):
         yield bucket, companions.get(bucket.props.get("bucket"))
@@ -30,7 +30,7 @@ def _bucket_companion(view: StackView, type_token: str, what: str) -> Iterable[t
 @rule("s3-encryption-kms", "mandatory", "Every bucket encrypts with SSE-KMS by default.",
       "Data at rest under a customer-managed key can be audited and revoked.")
 def _s3_kms(view):
-    for bucket, sse in _bucket_companion(view, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "SSE"):
+    for bucket, sse in _bucket_companion(view, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"):
         rules = (sse.props.get("rules") or [{}]) if sse else [{}]
         default = rules[0].get("applyServerSideEncryptionByDefault") or {}
         if default.get("sseAlgorithm") != "aws:kms":
@@ -41,7 +41,7 @@ def _s3_kms(view):
       "A bucket is never public; media reaches users through signed URLs or a CDN.")
 def _s3_public(view):
     keys = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
-    for bucket, pab in _bucket_companion(view, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "PAB"):
+    for bucket, pab in _bucket_companion(view, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"):
         missing = [k for k in keys if not (pab and pab.props.get(k) is True)]
         if missing:
             yield Violation(bucket.name, f"public access not blocked: {', '.join(missing)}")
@@ -50,7 +50,7 @@ def _s3_public(view):
 @rule("s3-tls-only", "mandatory", "Every bucket policy denies requests without TLS.",
       "Data in transit is encrypted; aws:SecureTransport=false is refused.")
 def _s3_tls(view):
-    for bucket, policy in _bucket_companion(view, "aws:s3/bucketPolicy:BucketPolicy", "policy"):
+    for bucket, policy in _bucket_companion(view, "aws:s3/bucketPolicy:BucketPolicy"):
         statements = json.loads(policy.props["policy"]).get("Statement", []) if policy else []
         if not any(s.get("Effect") == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
                    for s in statements):
@@ -60,7 +60,7 @@ def _s3_tls(view):
 @rule("s3-owner-enforced", "advisory", "Every bucket disables ACLs (BucketOwnerEnforced).",
       "ACLs are how buckets become public by accident; ownership controls switch them off.")
 def _s3_owner(view):
-    for bucket, own in _bucket_companion(view, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "ownership"):
+    for bucket, own in _bucket_companion(view, "aws:s3/bucketOwnershipControls:BucketOwnershipControls"):
         if not own or (own.props.get("rule") or {}).get("objectOwnership") != "BucketOwnerEnforced":
             yield Violation(bucket.name, "object ownership is not BucketOwnerEnforced")
 
@@ -68,7 +68,7 @@ def _s3_owner(view):
 @rule("s3-versioning", "mandatory", "Every bucket keeps versions.",
       "Versions are the undo of an overwrite or delete, and replication needs them.")
 def _s3_versioning(view):
-    for bucket, ver in _bucket_companion(view, "aws:s3/bucketVersioning:BucketVersioning", "versioning"):
+    for bucket, ver in _bucket_companion(view, "aws:s3/bucketVersioning:BucketVersioning"):
         if not ver or (ver.props.get("versioningConfiguration") or {}).get("status") != "Enabled":
             yield Violation(bucket.name, "versioning is not enabled")
 
@@ -282,3 +282,34 @@ def _sg_world(view):
         cidrs = {r.props.get("cidrIpv4"), r.props.get("cidrIpv6"), *(r.props.get("cidrBlocks") or [])}
         if r.props.get("type", "ingress") == "ingress" and cidrs & set(WORLD) and r.props.get("fromPort") != 443:
             yield Violation(r.name, "ingress from the world")
+
+
+RULES = [
+    _s3_kms,
+    _s3_public,
+    _s3_tls,
+    _s3_owner,
+    _s3_versioning,
+    _rds_encrypted,
+    _rds_private,
+    _rds_retention,
+    _rds_tls,
+    _rds_multi_az,
+    _rds_deletion,
+    _rds_pi,
+    _redis_encrypted,
+    _redis_multi_az,
+    _redis_snapshots,
+    _mq_private,
+    _mq_multi_az,
+    _mq_logs,
+    _protected,
+    _kms_rotation,
+    _secrets_kms,
+    _logs,
+    _cloudtrail,
+    _eks_private,
+    _eks_logs,
+    _imds,
+    _sg_world,
+]

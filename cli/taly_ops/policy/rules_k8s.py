@@ -110,3 +110,15 @@ def _pdb(view):
         labels = ((((d.props.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels")) or {}
         if not any(bns == ns and sel and all(labels.get(k) == v for k, v in sel.items()) for bns, sel in budgets):
             yield Violation(_label(d), "no PodDisruptionBudget selects its pods")
+
+
+RULES = [
+    _privileged,
+    _non_root,
+    _read_only,
+    _resources,
+    _probes,
+    _latest,
+    _hpa_min,
+    _pdb,
+]
