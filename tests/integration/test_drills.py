@@ -328,6 +328,33 @@ def test_a_state_dir_the_server_cannot_enter_is_bad_input_before_anything_starts
         assert result.exit_code == 0, result.stderr
 
 
+def test_a_damaged_manifest_spoils_only_its_own_backup(local):
+    """Issue 10 item 1: a truncated manifest.json is listed as damaged; drilling it is exit 1 naming the object."""
+    intact = backup(local)
+    damaged = backup(local)
+    key = f"backups/{damaged['backup_id']}/manifest.json"
+    body = s3(local).get_object(Bucket=bucket(local), Key=key)["Body"].read()
+    s3(local).put_object(Bucket=bucket(local), Key=key, Body=body[: len(body) // 3])
+
+    listed = taly(local, "backup", "list", "-o", "json")
+    assert listed.exit_code == 0, listed.stderr
+    data = as_json(listed)
+    assert damaged["backup_id"] not in {b["backup_id"] for b in data["backups"]}
+    assert intact["backup_id"] in {b["backup_id"] for b in data["backups"]}
+    assert [(d["backup_id"], d["key"]) for d in data["damaged"]] == [(damaged["backup_id"], f"s3://{bucket(local)}/{key}")]
+    assert "not valid JSON" in data["damaged"][0]["reason"]
+    table = taly(local, "backup", "list")
+    assert table.exit_code == 0 and f"damaged {damaged['backup_id']}" in table.stdout, table.stdout
+
+    drilled = taly(local, "drill", "restore", "--from", damaged["backup_id"], "-o", "json")
+    assert drilled.exit_code == 1, drilled.stdout + drilled.stderr
+    assert key in drilled.stderr and "internal error" not in drilled.stderr
+
+    latest = taly(local, "drill", "restore", "-o", "json")  # the newest intact backup
+    assert latest.exit_code == 0, latest.stdout + latest.stderr
+    assert as_json(latest)["backup_id"] == intact["backup_id"]
+
+
 def test_zz_missing_backups_bucket_is_unreachable(local):
     """Runs last: deletes the backups bucket."""
     client, name = s3(local), bucket(local)
@@ -339,3 +366,38 @@ def test_zz_missing_backups_bucket_is_unreachable(local):
         result = taly(local, *args)
         assert result.exit_code == 3, (args, result.stdout, result.stderr)
         assert name in result.stderr
+
+
+def test_a_killed_drill_does_not_outlive_local_down(request):
+    """Issue 10 item 2: SIGKILL a drill mid-restore, then `taly local down`: no scratch PostgreSQL is left,
+    and `taly drill reap` works on the registry alone, estate or no estate."""
+    from taly_ops.local import estate as estate_mod
+
+    small = start_local_estate(request, "taly-drill-kill-", 1000)
+    sd = str(small.state_dir)
+    runner = CliRunner()
+    made = runner.invoke(app, ["backup", "create", "--env", "local", "--state-dir", sd, "-o", "json"])
+    assert made.exit_code == 0, made.stderr
+    env = {**os.environ, "TALY_DRILL_HOLD_SECONDS": "60"}
+    proc = subprocess.Popen([sys.executable, "-m", "taly_ops", "drill", "restore", "--env", "local", "--state-dir", sd],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        entry = wait_for_scratch(proc, lambda: registry(small), timeout=30)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert supervisor.alive(entry["pid"], entry["start_time"])  # SIGKILL runs no teardown
+
+    down = runner.invoke(app, ["local", "down", "--state-dir", sd, "-o", "json"])
+    assert down.exit_code == 0, down.stderr
+    assert f"reaped {entry['drill_id']}" in down.stderr
+    assert not supervisor.alive(entry["pid"], entry["start_time"])
+    assert drill_processes(entry["drill_id"]) == [] and not Path(entry["dir"]).exists()
+    assert estate_mod.status(small.state_dir)["components"] == []
+
+    reap = runner.invoke(app, ["drill", "reap", "--env", "local", "--state-dir", sd, "-o", "json"])
+    assert reap.exit_code == 0, reap.stderr  # no estate: the registry is all reap needs
+    assert as_json(reap)["reaped"] == []

@@ -178,3 +178,185 @@ def test_a_quoted_value_spanning_lines_is_dropped_with_its_detail():
     text = ToolFailed("pg_restore exited with 1", output).without_rows
     assert "users_name_check" in text and "errors ignored on restore" in text
     assert "Smith" not in text and "Harbour" not in text and "Northport" not in text, text
+
+
+# --- issue 10: damaged backups, early failures, bad flags and files ------------------------------------
+
+class _FakeStore:
+    """Our Store adapter's interface over a dict of key -> bytes (what a bucket would hold)."""
+
+    bucket = "taly-local-backups"
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def check(self) -> None:
+        pass
+
+    def get_json(self, key: str):
+        if key not in self.objects:
+            raise KeyError(key)
+        return json.loads(self.objects[key])
+
+    def keys(self, prefix: str, delimiter: str | None = None):
+        under = sorted(k for k in self.objects if k.startswith(prefix))
+        if not delimiter:
+            return [{"Key": k} for k in under]
+        return [{"Prefix": p} for p in sorted({prefix + k[len(prefix):].split(delimiter)[0] + delimiter for k in under})]
+
+
+def _manifest(bid: str, **overrides) -> dict:
+    m = {"format": 1, "backup_id": bid, "created_at": "2026-12-02T15:58:00.000+00:00",
+         "snapshot": {"at": "2026-12-02T15:58:01.000+00:00"},
+         "source": {"role": "replica", "host": "127.0.0.1", "port": 5433, "database": "taly", "user": "taly"},
+         "files": [{"path": "toc.dat", "size": 10, "sha256": "a" * 64}], "total_bytes": 10,
+         "tables": {"public.tenants": {"rows": 20, "checksum": "sum-md5-60:1"}},
+         "schema": {"fingerprint": "f", "tables": {"public.tenants": "t"}}}
+    return m | overrides
+
+
+def _store_env(objects: dict[str, bytes]):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name="local", store=_FakeStore(objects))
+
+
+def _bucket(*manifests: tuple[str, bytes]) -> dict[str, bytes]:
+    return {f"backups/{bid}/manifest.json": body for bid, body in manifests}
+
+
+def test_a_truncated_manifest_is_listed_as_damaged_and_latest_is_the_newest_intact_backup():
+    old, damaged = "20261202T155800Z-aaaaaa", "20261202T160000Z-bbbbbb"
+    whole = json.dumps(_manifest(damaged)).encode()
+    env = _store_env(_bucket((old, json.dumps(_manifest(old)).encode()), (damaged, whole[: len(whole) // 2])))
+    listing = backup_ops.list_backups(env)
+    assert [b["backup_id"] for b in listing.backups] == [old]
+    assert [d["backup_id"] for d in listing.damaged] == [damaged]
+    assert listing.damaged[0]["key"] == f"s3://taly-local-backups/backups/{damaged}/manifest.json"
+    assert "not valid JSON" in listing.damaged[0]["reason"]
+    assert backup_ops.manifest(env, "latest")["backup_id"] == old
+
+
+def test_drilling_a_damaged_backup_is_a_failed_verdict_naming_the_object():
+    from taly_ops.errors import VERDICT
+    from taly_ops.operations.manifest import DamagedBackup
+
+    bid = "20261202T160000Z-bbbbbb"
+    env = _store_env(_bucket((bid, b"\x89PNG\x00\x01")))
+    with pytest.raises(DamagedBackup) as exc:
+        backup_ops.manifest(env, bid)
+    assert exc.value.exit_code == VERDICT
+    assert f"backups/{bid}/manifest.json" in exc.value.message
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"files": [{"path": "../../etc/cron.d/x", "size": 1, "sha256": "a" * 64}]}, "files.0.path"),
+    ({"files": [{"path": "toc.dat", "size": 1, "sha256": "not-a-digest"}]}, "files.0.sha256"),
+    ({"tables": {"public.tenants": {"rows": "twenty", "checksum": "x"}}}, "tables.public.tenants.rows"),
+    ({"snapshot": {"at": "yesterday"}}, "snapshot.at"),
+    ({"backup_id": "20200101T000000Z-cccccc"}, "names backup"),
+])
+def test_a_manifest_that_parses_but_cannot_be_trusted_is_damaged(change, named):
+    from taly_ops.operations.manifest import DamagedBackup
+
+    bid = "20261202T160000Z-bbbbbb"
+    env = _store_env(_bucket((bid, json.dumps(_manifest(bid, **change)).encode())))
+    with pytest.raises(DamagedBackup, match=named.replace(".", r"\.")):
+        backup_ops.manifest(env, bid)
+    assert backup_ops.list_backups(env).damaged[0]["backup_id"] == bid
+
+
+def test_drill_history_lists_a_damaged_report_without_failing():
+    env = _store_env({"drills/drill-a.json": json.dumps({**_report(True), "drill_id": "drill-a"}).encode(),
+                      "drills/drill-b.json": b'{"drill_id": "drill-b", "sta'})
+    rows = {r["drill_id"]: r for r in drill_ops.history(env)}
+    assert rows["drill-a"]["status"] == "passed"
+    assert rows["drill-b"]["status"] == "damaged" and "drills/drill-b.json" in rows["drill-b"]["error"]
+
+
+def _stopped_early() -> dict:
+    """A drill stopped by the file check: nothing restored, so no schema, tables, invariants or RTO."""
+    r = _report(False)
+    r["rto_seconds"] = None
+    r["targets"] = {"rpo_seconds": 3600, "rto_seconds": 900, "rpo_met": True, "rto_met": None, "source": "defaults"}
+    r["verification"] = {"files": [{"file": "1.dat.gz", "passed": False, "problem": "sha256 mismatch"}],
+                         "files_passed": False, "schema_passed": None, "schema": {}, "tables": [], "invariants": [],
+                         "smoke": [], "passed": False}
+    r.update(restore_point_kind="logical", cleanup={"kept": False, "instance_stopped": True, "dir_removed": True},
+             timings={"download_seconds": 0.25, "total_seconds": 0.31})
+    return r
+
+
+def test_a_drill_stopped_early_skips_the_checks_it_never_ran():
+    suite = ET.fromstring(drill_ops.junit_xml(_stopped_early()))
+    failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
+    skipped = {c.get("name") for c in suite.iter("testcase") if c.find("skipped") is not None}
+    assert failed == {"1.dat.gz", "completed"}
+    assert skipped == {"schema fingerprint", "rto"}
+    assert suite.get("failures") == "2" and suite.get("skipped") == "2"
+    assert b"None" not in drill_ops.junit_xml(_stopped_early())
+
+
+def test_a_drill_report_reads_as_prose_for_people(capsys):
+    from taly_ops.commands.drill import _report as render
+
+    render(_stopped_early())
+    text = capsys.readouterr().out
+    assert "None" not in text and "{'" not in text and "True" not in text and "False" not in text, text
+    assert "RTO not measured" in text and "scratch instance removed" in text
+    assert "download 0.25s" in text
+
+
+@pytest.mark.parametrize(("content", "wrong"), [
+    (b"invariants: []\nsmoke: SELECT 1\n", "smoke"),
+    (b"invariants:\n  - name: x\n    sql: SELECT 0\n    min_rows: 1\n", "invariants.0.min_rows"),
+    (b"\xff\xfe\x00binary\x00", "binary file"),
+    (b"- just\n- a list\n", "is not a drill spec"),
+])
+def test_a_spec_of_the_wrong_shape_or_binary_is_bad_input_naming_the_file(tmp_path, content, wrong):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(content)
+    with pytest.raises(BadInput) as exc:
+        drill_ops.load_spec(path)
+    assert str(path) in exc.value.message and wrong in exc.value.message
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "1"])
+def test_an_out_of_range_port_is_exit_2_naming_the_flag_before_any_work(tmp_path, port):
+    from typer.testing import CliRunner
+
+    from taly_ops.app import app
+
+    state = tmp_path / "state"
+    result = CliRunner().invoke(app, ["drill", "restore", "--env", "local", "--state-dir", str(state),
+                                      "--port", port])
+    assert result.exit_code == 2, result.output
+    assert "--port" in result.stderr
+    assert not state.exists()  # nothing resolved, downloaded or started
+
+
+def test_an_out_of_range_port_is_refused_by_the_operation_too(tmp_path):
+    from types import SimpleNamespace
+
+    with pytest.raises(BadInput, match="--port 70000"):
+        drill_ops.restore(SimpleNamespace(name="local", state_dir=tmp_path), port=70000)
+    assert not list(tmp_path.iterdir())
+
+
+def test_reap_needs_only_the_registry_not_the_estate(tmp_path):
+    """A killed drill's leftovers in a state dir with no estate at all: reap removes them (exit 0)."""
+    from typer.testing import CliRunner
+
+    from taly_ops.app import app
+
+    state = tmp_path / "state"
+    left = state / "drills" / "drill-20261202T160000Z-abcdef"
+    (left / "data").mkdir(parents=True)
+    (state / "drills" / "registry.json").write_text(json.dumps({"drills": {left.name: {
+        "drill_id": left.name, "backup_id": "b", "dir": str(left), "port": 1, "owner_pid": 999999999,
+        "owner_start_time": 1, "pid": None, "start_time": None, "pgid": None, "keep": False,
+        "registered_at": "2026-12-02T16:00:00.000+00:00"}}}))
+    result = CliRunner().invoke(app, ["drill", "reap", "--env", "local", "--state-dir", str(state), "-o", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert [r["drill_id"] for r in json.loads(result.stdout)["reaped"]] == [left.name]
+    assert not left.exists()

@@ -104,7 +104,10 @@ def test_junit_of_an_rds_drill_names_the_restore_point_kind_and_the_error():
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["restore_point_kind"] == "pitr"
     failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
-    assert failed == {"schema fingerprint", "rto", "completed"}
+    skipped = {c.get("name") for c in suite.iter("testcase") if c.find("skipped") is not None}
+    # The verification never connected: the schema and the RTO were not checked (issue 10 item 3), so skipped.
+    assert failed == {"completed"} and skipped == {"schema fingerprint", "rto"}
+    assert suite.get("failures") == "1" and suite.get("skipped") == "2"
 
 
 class _FakeRDS:

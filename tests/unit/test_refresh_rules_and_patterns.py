@@ -73,6 +73,16 @@ def test_a_malformed_rules_file_names_the_file_and_the_key(tmp_path, text, expec
     assert expect in err.value.message, err.value.message
 
 
+@pytest.mark.parametrize("content, expect", [(b"\x89PNG\r\n\x1a\n\x00\x00\xff", "binary file"),
+                                             (b"version: 1\n\xff\xfe", "not UTF-8")])
+def test_a_binary_rules_file_is_bad_input_naming_it(tmp_path, content, expect):
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(content)
+    with pytest.raises(BadInput) as err:
+        rules.load(path, "my-rules.yaml")
+    assert "my-rules.yaml" in err.value.message and expect in err.value.message
+
+
 @pytest.mark.parametrize("text, expect", [
     ("version: 1\ntables:\n  users:\n    columns:\n      email: fake_mail\n", "unknown strategy 'fake_mail'"),
     ("version: 1\ntables:\n  users:\n    columns:\n      email: {strategy: null, when: always}\n",

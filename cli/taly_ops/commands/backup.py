@@ -76,14 +76,18 @@ def list_(
     """What can be restored: complete logical backups in the bucket, oldest first; in dev/staging/prod
     also the primary's RDS snapshots (manual and automated) and its point-in-time window.
 
-    JSON: {"backups": [{backup_id, snapshot_at, source, total_bytes, files, tables, rows}]}, plus for
+    A backup whose manifest cannot be trusted (truncated, not JSON, missing fields) is listed apart as
+    damaged, with the object and the reason; drills and refreshes refuse it, the others stay usable.
+    JSON: {"backups": [{backup_id, snapshot_at, source, total_bytes, files, tables, rows}],
+    "damaged": [{backup_id, key, reason}]}, plus for
     dev/staging/prod "snapshots": [{snapshot_id, type, status, created_at, ...}] and "point_in_time":
     {latest_restorable_time, earliest_restorable_time, backup_retention_days, restore_window, ...}.
     """
     from ..operations import backup as ops
 
     environment = ops.resolve(env, state_dir)
-    data: dict[str, Any] = {"backups": ops.list_backups(environment)}
+    listing = ops.list_backups(environment)
+    data: dict[str, Any] = {"backups": listing.backups, "damaged": listing.damaged}
     if not environment.is_local:
         from ..operations import rds_backup
 
@@ -99,18 +103,24 @@ def _created(m: dict[str, Any]) -> None:
               f"{len(m['tables'])} tables, {rows:,} rows, {m.get('duration_seconds')}s", highlight=False)
 
 
-def _list(backups: list[dict[str, Any]]) -> None:
+def _list(backups: list[dict[str, Any]], damaged: list[dict[str, Any]]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
+    out = console()
     if not backups:
-        console().print("no backups")
-        return
-    t = Table(title=f"{len(backups)} backups", title_justify="left")
-    for col in ("id", "snapshot at", "source", "bytes", "tables", "rows"):
-        t.add_column(col, justify="right" if col in ("bytes", "tables", "rows") else "left")
-    for b in backups:
-        t.add_row(b["backup_id"], b["snapshot_at"], b["source"], f"{b['total_bytes']:,}", str(b["tables"]), f"{b['rows']:,}")
-    console().print(t)
+        out.print("no intact backups" if damaged else "no backups")
+    else:
+        t = Table(title=f"{len(backups)} backups", title_justify="left")
+        for col in ("id", "snapshot at", "source", "bytes", "tables", "rows"):
+            right = col in ("bytes", "tables", "rows")
+            t.add_column(col, justify="right" if right else "left", no_wrap=col in ("id", "snapshot at"))
+        for b in backups:
+            t.add_row(b["backup_id"], b["snapshot_at"], b["source"], f"{b['total_bytes']:,}", str(b["tables"]),
+                      f"{b['rows']:,}")
+        out.print(t)
+    for d in damaged:  # the reason quotes the object: no markup in it
+        out.print("[red]damaged[/red] " + escape(f"{d['backup_id']}: {d['key']}: {d['reason']}"), highlight=False)
 
 
 def _snapshot_created(s: dict[str, Any]) -> None:
@@ -122,7 +132,7 @@ def _snapshot_created(s: dict[str, Any]) -> None:
 def _list_all(d: dict[str, Any]) -> None:
     from rich.table import Table
 
-    _list(d["backups"])
+    _list(d["backups"], d.get("damaged", []))
     if "snapshots" not in d:
         return
     out = console()

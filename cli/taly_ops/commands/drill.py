@@ -29,12 +29,15 @@ def restore(
     from_: str = typer.Option("latest", "--from", help=FROM_HELP),
     keep: bool = typer.Option(False, "--keep", help="Keep the scratch instance (PostgreSQL or RDS; remove it later "
                                                      "with `taly drill reap`)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Logical drills: the scratch PostgreSQL's port "
-                                                            "(default: a free one)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1024, max=65535,
+                                       help="Logical drills: the scratch PostgreSQL's port, 1024-65535 (default: a "
+                                            "free one)."),
     wait_minutes: float = typer.Option(120, "--wait-minutes", min=1,
                                        help="RDS drills: how long the restored instance may take to become available."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="Drill spec (default runbooks/drills/cms.yaml)."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write the verification as JUnit XML here."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write the verification as JUnit XML here "
+                                                               "(missing directories are created; stderr names the "
+                                                               "file)."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
 ) -> None:
@@ -75,8 +78,11 @@ def restore(
                                                 else "the scratch instance was torn down"), err=True)
         raise typer.Exit(128 + exc.signum) from None
     if junit is not None:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_bytes(ops.junit_xml(report))
+        where = junit.absolute()
+        created = not where.parent.exists()
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_bytes(ops.junit_xml(report))
+        progress(f"JUnit XML written to {where}" + (f" (created {where.parent})" if created else ""))
     emit(output, report, _report)
     if report["status"] != "passed":
         raise typer.Exit(VERDICT)
@@ -97,7 +103,8 @@ def reap(
 ) -> None:
     """Remove scratch instances that drills left behind (killed, or run with --keep).
 
-    Every environment: scratch PostgreSQL instances of logical drills on this machine. dev/staging/prod
+    Every environment: scratch PostgreSQL instances of logical drills on this machine (for local, whether
+    or not the estate runs: the drill registry is all it needs). dev/staging/prod
     also: RDS instances tagged taly:drill=true and named taly-drill-<env>-* (deleted without a final
     snapshot), except those of a drill still running on this host, and (unless --force) those of a
     drill started on another host less than 3 h ago. An unreadable taly:started-at tag counts as old
@@ -105,16 +112,9 @@ def reap(
     JSON: {"reaped": [{drill_id, port, dir, instance_was_running, ...; RDS: kind "rds", instance_id,
     status, deleted, warning?}], "skipped": [{drill_id, reason}], "unregistered_dirs": [...]}.
     """
-    from ..operations import backup as backup_ops
     from ..operations import drill as ops
 
-    environment = backup_ops.resolve(env, state_dir)
-    if environment.is_local:
-        result = ops.reap(environment, older_than, progress=progress)
-    else:
-        from ..operations import rds_drill
-
-        result = rds_drill.reap(environment, older_than, progress=progress, force=force)
+    result = ops.reap_environment(env, state_dir, older_than_hours=older_than, force=force, progress=progress)
     emit(output, result, _reaped)
 
 
@@ -143,9 +143,8 @@ def _report(r: dict[str, Any]) -> None:
                                                                                              f"backup {r['backup_id']}")
     out.print(f"[{colour}]{r['status'].upper()}[/{colour}] {r['drill_id']} restored {what} "
               f"(restore point {r['restore_point']})", highlight=False)
-    out.print(f"RPO {r['rpo_seconds']}s (target {tg['rpo_seconds']}s, {'met' if tg['rpo_met'] else 'MISSED'});  "
-              f"RTO {r['rto_seconds']}s (target {tg['rto_seconds']}s, {'met' if tg['rto_met'] else 'MISSED'})",
-              highlight=False)
+    out.print(f"{_target_line('RPO', r['rpo_seconds'], tg['rpo_seconds'], tg['rpo_met'])};  "
+              f"{_target_line('RTO', r['rto_seconds'], tg['rto_seconds'], tg['rto_met'])}", highlight=False)
     last = r.get("source_last_write") or {}
     if last.get("missed_seconds") is not None:
         when = f"last wrote at {last['at']}" if last.get("at") else last.get("how")
@@ -174,10 +173,27 @@ def _report(r: dict[str, Any]) -> None:
     c = r["cleanup"]
     # instance_existed None: not known (the teardown failed, or the instance never showed): not "removed".
     removed = (c.get("deleted") or c.get("instance_existed") is False) if kind != "logical" else c.get("dir_removed")
-    out.print("scratch instance kept: " + c.get("remove_with", "") if c.get("kept") else
-              f"scratch instance removed: {bool(removed)}" + (f" ({c['error']})" if c.get("error") else ""),
-              highlight=False)
-    out.print(f"timings: {r['timings']}", highlight=False)
+    if c.get("kept"):
+        out.print("scratch instance kept; remove it with " + c.get("remove_with", "`taly drill reap`"), highlight=False)
+    elif removed:
+        out.print("scratch instance removed", highlight=False)
+    else:
+        out.print("[red]scratch instance NOT removed[/red]" + (f": {c['error']}" if c.get("error") else "")
+                  + (f"; remove it with {c['remove_with']}" if c.get("remove_with") else ""), highlight=False)
+    if r["timings"]:
+        out.print("timings: " + ", ".join(f"{k.removesuffix('_seconds').replace('_', ' ')} {v:g}s"
+                                          for k, v in r["timings"].items()), highlight=False)
+
+
+def _target_line(what: str, seconds: float | None, target: float, met: bool | None) -> str:
+    """RPO 12.3s (target 3600s, met); a check that never ran says so instead of showing a None."""
+    if seconds is None:
+        return f"{what} not measured (the drill stopped before a verified restore; target {target:g}s)"
+    return f"{what} {seconds:g}s (target {target:g}s, {'met' if met else 'MISSED'})"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def _reaped(d: dict[str, Any]) -> None:
@@ -206,9 +222,10 @@ def _history(drills: list[dict[str, Any]]) -> None:
         return
     t = Table(title=f"{len(drills)} drills", title_justify="left")
     for col in ("drill", "kind", "restored", "status", "RPO s", "RTO s"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("drill", "restored"), justify="right" if col.endswith(" s") else "left")
     for d in drills:
         colour = "green" if d["status"] == "passed" else "red"
-        t.add_row(d["drill_id"], d.get("restore_point_kind") or "logical", str(d["backup_id"] or d.get("restore_point")),
-                  f"[{colour}]{d['status']}[/{colour}]", str(d["rpo_seconds"]), str(d["rto_seconds"]))
+        t.add_row(d["drill_id"], d.get("restore_point_kind") or "logical",
+                  str(d["backup_id"] or d.get("restore_point") or "-"), f"[{colour}]{d['status']}[/{colour}]",
+                  _seconds(d["rpo_seconds"]), _seconds(d["rto_seconds"]))
     console().print(t)

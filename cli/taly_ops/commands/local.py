@@ -48,9 +48,15 @@ def down(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table for people, json for machines."),
 ) -> None:
-    """Stop exactly what `up` started (by pid), wait for it, and remove the state directory's files."""
-    from ..local import estate
+    """Stop exactly what `up` started (by pid), wait for it, and remove the state directory's files.
 
+    Scratch instances that drills left behind are reaped first; a drill still running is named, with
+    how to remove its instance should it not tear it down itself.
+    """
+    from ..local import estate
+    from ..operations import drill as drills
+
+    drills.reap_before_down(_state_dir(state_dir), progress=progress)
     result = estate.down(_state_dir(state_dir), progress=progress)
     emit(output, result.to_json(), _down_table)
 

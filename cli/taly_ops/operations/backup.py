@@ -151,20 +151,47 @@ def _dump(env: Environment, backup_id: str, dump_dir: Path, started: dt.datetime
 
 # --- read -------------------------------------------------------------------------------------------
 
-def list_backups(env: Environment) -> list[dict[str, Any]]:
-    """Complete backups (those with a manifest), oldest first."""
+@dataclass
+class Listing:
+    """The bucket's backups: the complete ones (oldest first) and the damaged ones (each with its reason)."""
+
+    backups: list[dict[str, Any]]
+    damaged: list[dict[str, Any]]
+
+
+def list_backups(env: Environment) -> Listing:
+    """Complete backups (those with a manifest), oldest first; damaged manifests listed apart, never in the way."""
+    from .manifest import DamagedBackup
+
     env.store.check()
-    out = []
+    out, damaged = [], []
     for entry in env.store.keys(BACKUPS_PREFIX, delimiter="/"):
         prefix = entry.get("Prefix")
         if not prefix:
             continue
+        backup_id = prefix[len(BACKUPS_PREFIX):].rstrip("/")
         try:
-            m = env.store.get_json(f"{prefix}{MANIFEST}")
+            m = read_manifest(env, backup_id)
         except KeyError:
             continue  # incomplete: the manifest is written last
+        except DamagedBackup as exc:
+            damaged.append({"backup_id": backup_id, "key": exc.key, "reason": exc.reason})
+            continue
         out.append(summary(m))
-    return sorted(out, key=lambda b: b["backup_id"])
+    return Listing(sorted(out, key=lambda b: b["backup_id"]), sorted(damaged, key=lambda b: b["backup_id"]))
+
+
+def read_manifest(env: Environment, backup_id: str) -> dict[str, Any]:
+    """backups/<id>/manifest.json, validated; KeyError when there is none, DamagedBackup when it cannot be trusted."""
+    from . import manifest as manifest_model
+
+    key = f"{BACKUPS_PREFIX}{backup_id}/{MANIFEST}"
+    where = f"s3://{env.store.bucket}/{key}"
+    try:
+        raw = env.store.get_json(key)
+    except ValueError as exc:  # truncated, not UTF-8, not JSON
+        raise manifest_model.DamagedBackup(backup_id, where, manifest_model.not_json(exc)) from None
+    return manifest_model.validate(raw, backup_id, where)
 
 
 def summary(m: dict[str, Any]) -> dict[str, Any]:
@@ -175,18 +202,22 @@ def summary(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def manifest(env: Environment, backup_id: str) -> dict[str, Any]:
-    """The manifest of backup_id, or of the latest backup for 'latest'; BadInput when there is none."""
+    """The manifest of backup_id, or of the latest intact backup for 'latest'.
+
+    BadInput when there is none; DamagedBackup (exit 1) when the one asked for cannot be trusted.
+    """
     env.store.check()
     if backup_id == "latest":
-        backups = list_backups(env)
-        if not backups:
-            raise BadInput(f"there is no backup of {env.name} in s3://{env.store.bucket}/{BACKUPS_PREFIX}",
-                           hint=f"take one with `taly backup create --env {env.name}`")
-        backup_id = backups[-1]["backup_id"]
+        listing = list_backups(env)
+        if not listing.backups:
+            damaged = f" ({len(listing.damaged)} damaged: `taly backup list` names them)" if listing.damaged else ""
+            raise BadInput(f"there is no intact backup of {env.name} in s3://{env.store.bucket}/{BACKUPS_PREFIX}"
+                           + damaged, hint=f"take one with `taly backup create --env {env.name}`")
+        backup_id = listing.backups[-1]["backup_id"]
     if not backup_id or "/" in backup_id:
         raise BadInput(f"invalid backup id {backup_id!r}")
     try:
-        return env.store.get_json(f"{BACKUPS_PREFIX}{backup_id}/{MANIFEST}")
+        return read_manifest(env, backup_id)
     except KeyError:
         raise BadInput(f"unknown backup id {backup_id} in s3://{env.store.bucket}/{BACKUPS_PREFIX}",
                        hint=f"`taly backup list --env {env.name}` lists them") from None

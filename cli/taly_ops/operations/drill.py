@@ -21,14 +21,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ..errors import BadInput, TalyError, Unreachable
+from . import manifest as manifest_model
 from .backup import BACKUPS_PREFIX, DRILLS_PREFIX, Environment, iso, now
 
 Progress = Callable[[str], None]
 DRILLS_DIR = "drills"
 REGISTRY = "registry.json"
 SPEC = Path("runbooks") / "drills" / "cms.yaml"
+MIN_PORT = 1024  # the scratch server runs unprivileged
 SCRATCH_PREFIXES = ("drill-", "refresh-")  # scratch instances in the registry: drills and `taly data refresh`
+
+
+SPEC_SHAPE = "a mapping with invariants: [{name, sql}] and smoke: [{name, sql, min_rows}]"
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    sql: str = Field(min_length=1)
+
+
+class SmokeQuery(_Query):
+    min_rows: int = Field(1, ge=0)
+
+
+class DrillSpec(BaseModel):
+    """runbooks/drills/*.yaml: invariants (SQL returning one count of violations) and smoke queries."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    database: str | None = None
+    invariants: list[_Query] = []
+    smoke: list[SmokeQuery] = []
 
 
 def _noop(line: str) -> None:
@@ -162,18 +189,23 @@ def run_guarded(work: Callable[[dict[str, bool]], None], clean_up: Callable[[Gua
 # --- spec -------------------------------------------------------------------------------------------
 
 def load_spec(path: Path) -> dict[str, Any]:
+    """The drill spec in path, validated (DrillSpec); BadInput (exit 2) naming the file and what is wrong."""
+    from pydantic import ValidationError
     from taly_platform.safe_yaml import YamlError, load_file
 
     try:
         spec = load_file(path)
     except YamlError as exc:
         raise BadInput(f"cannot read the drill spec {exc}") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("invariants", []), list):
-        raise BadInput(f"{path} is not a drill spec (invariants: [{{name, sql}}], smoke: [{{name, sql}}])")
-    for item in spec.get("invariants", []) + spec.get("smoke", []):
-        if not isinstance(item, dict) or not item.get("name") or not item.get("sql"):
-            raise BadInput(f"{path}: every invariant and smoke query needs a name and sql")
-    return spec
+    if not isinstance(spec, dict):
+        raise BadInput(f"{path} is not a drill spec: {SPEC_SHAPE}")
+    try:
+        return DrillSpec.model_validate(spec).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        got = f" (got {manifest_model.shorten(err['input'])})" if err["type"] != "missing" else ""
+        raise BadInput(f"{path}: {where}: {err['msg']}{got}", hint=f"a drill spec is {SPEC_SHAPE}") from None
 
 
 # --- the source's last write -----------------------------------------------------------------------
@@ -238,6 +270,8 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
     from ..project import project_root
     from . import backup as backup_ops
 
+    if port is not None and not MIN_PORT <= port <= 65535:
+        raise BadInput(f"--port {port}: a scratch PostgreSQL listens on {MIN_PORT}-65535")
     t0 = time.monotonic()
     started = now()
     spec_path = spec_path or project_root() / SPEC
@@ -268,7 +302,7 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
         "targets": {"rpo_seconds": env.targets["rpo_minutes"] * 60, "rto_seconds": env.targets["rto_minutes"] * 60,
                     "source": env.targets.get("source"), "rpo_met": None, "rto_met": None},
         "timings": {}, "spec": str(spec_path),
-        "verification": {"files": [], "files_passed": False, "schema_passed": False, "schema": {}, "tables": [],
+        "verification": {"files": [], "files_passed": False, "schema_passed": None, "schema": {}, "tables": [],
                          "invariants": [], "smoke": [], "passed": False},
         "cleanup": {}, "error": None,
     }
@@ -300,8 +334,9 @@ def finish(env: Environment, report: dict[str, Any], *, t0: float, inputs: dict[
     ver = report["verification"]
     tg = report["targets"]
     tg["rpo_met"] = report["rpo_seconds"] is not None and report["rpo_seconds"] <= tg["rpo_seconds"]
-    tg["rto_met"] = report["rto_seconds"] is not None and report["rto_seconds"] <= tg["rto_seconds"]
-    passed = ver["passed"] and tg["rpo_met"] and tg["rto_met"] and not report["error"]
+    # Not measured (the drill stopped before a verified restore): None, not "missed".
+    tg["rto_met"] = None if report["rto_seconds"] is None else report["rto_seconds"] <= tg["rto_seconds"]
+    passed = bool(ver["passed"] and tg["rpo_met"] and tg["rto_met"]) and not report["error"]
     report["status"] = "passed" if passed else "failed"
     if report["cleanup"].get("kept"):
         report["cleanup"].setdefault("remove_with", f"taly drill reap --env {env.name}")
@@ -560,13 +595,27 @@ def _teardown(env: Environment, drill_id: str, keep: bool, progress: Progress,
         return {"kept": False, **result}
 
 
-def reap(env: Environment, older_than_hours: float = 0.0, progress: Progress = _noop) -> dict[str, Any]:
-    """Remove drill leftovers: registry entries whose owner is gone, older than the given age."""
+@dataclass(frozen=True)
+class ScratchHost:
+    """Where this machine keeps an environment's scratch instances: all that reaping them needs (no estate, no bucket)."""
+
+    name: str
+    state_dir: Path
+
+
+def reap(env: Environment | ScratchHost, older_than_hours: float = 0.0, progress: Progress = _noop) -> dict[str, Any]:
+    """Remove drill leftovers: registry entries whose owner is gone, older than the given age.
+
+    Needs only the registry in env.state_dir: it works whether or not the estate (or the bucket) is up.
+    """
     from .. import audit
     from ..local import supervisor
 
+    result: dict[str, Any] = {"environment": env.name, "reaped": [], "skipped": [], "unregistered_dirs": []}
+    if not (env.state_dir / DRILLS_DIR).is_dir():
+        return result  # no drill ever ran here: nothing to reap, nothing to create
     cutoff = now() - dt.timedelta(hours=older_than_hours)
-    reaped, skipped = [], []
+    reaped, skipped = result["reaped"], result["skipped"]
     with _registry(env) as reg:
         for drill_id, entry in list(reg["drills"].items()):
             registered = dt.datetime.fromisoformat(entry["registered_at"])
@@ -574,29 +623,61 @@ def reap(env: Environment, older_than_hours: float = 0.0, progress: Progress = _
                 skipped.append({"drill_id": drill_id, "reason": f"younger than {older_than_hours:g}h"})
                 continue
             if entry.get("owner_pid") and supervisor.alive(entry["owner_pid"], entry.get("owner_start_time")):
-                skipped.append({"drill_id": drill_id, "reason": f"its drill (pid {entry['owner_pid']}) is still running"})
+                skipped.append({"drill_id": drill_id, "owner_pid": entry["owner_pid"],
+                                "reason": f"its drill (pid {entry['owner_pid']}) is still running"})
                 continue
             running = supervisor.alive(entry.get("pid"), entry.get("start_time"))
             exists = Path(entry["dir"]).exists()
-            result = _remove(entry) if (running or exists) else {"instance_was_running": False, "dir_removed": True}
+            removed = _remove(entry) if (running or exists) else {"instance_was_running": False, "dir_removed": True}
             del reg["drills"][drill_id]
             if running or exists:
-                reaped.append({"drill_id": drill_id, "port": entry.get("port"), "dir": entry["dir"], **result})
+                reaped.append({"drill_id": drill_id, "port": entry.get("port"), "dir": entry["dir"], **removed})
                 progress(f"reaped {drill_id} (instance {'stopped' if running else 'not running'}, dir removed)")
     # Directories no registry entry knows of (a drill killed between mkdir and registering cannot happen,
     # but a hand-deleted registry can): listed, not deleted.
     known = set(registry_entries(env))
-    strays = sorted(str(p) for p in (env.state_dir / DRILLS_DIR).iterdir()
-                    if p.is_dir() and p.name.startswith(SCRATCH_PREFIXES) and p.name not in known)
-    result = {"environment": env.name, "reaped": reaped, "skipped": skipped, "unregistered_dirs": strays}
+    result["unregistered_dirs"] = sorted(str(p) for p in (env.state_dir / DRILLS_DIR).iterdir()
+                                         if p.is_dir() and p.name.startswith(SCRATCH_PREFIXES) and p.name not in known)
     audit.record(env.state_dir, "drill.reap", env.name, inputs={"older_than_hours": older_than_hours},
                  outcome="ok", after={"reaped": [r["drill_id"] for r in reaped]})
+    return result
+
+
+def reap_environment(env_name: str, state_dir: Path | None = None, *, older_than_hours: float = 0.0,
+                     force: bool = False, progress: Progress = _noop) -> dict[str, Any]:
+    """`taly drill reap`: local needs only the drill registry (the estate may be down); dev/staging/prod also RDS."""
+    from .backup import CLOUD_ENVS, resolve
+
+    if env_name not in CLOUD_ENVS:
+        if env_name != "local":
+            resolve(env_name, state_dir)  # the one "unknown environment" error
+        from ..local.state import resolve_state_dir
+
+        return reap(ScratchHost("local", resolve_state_dir(state_dir)), older_than_hours, progress=progress)
+    from . import rds_drill
+
+    return rds_drill.reap(resolve(env_name, state_dir), older_than_hours, progress=progress, force=force)
+
+
+def reap_before_down(state_dir: Path, progress: Progress = _noop) -> dict[str, Any]:
+    """What `taly local down` does first: remove the estate's drill leftovers, and say what it must leave.
+
+    A drill still running keeps its scratch instance (it tears it down itself when it fails for want of
+    the estate); the caller is told which, and how to remove them should that drill be killed.
+    """
+    result = reap(ScratchHost("local", state_dir), progress=progress)
+    for s in result["skipped"]:
+        if s.get("owner_pid"):
+            progress(f"left {s['drill_id']}: its drill (pid {s['owner_pid']}) is still running and removes its "
+                     f"scratch instance when it ends; if it is killed: taly drill reap --env local "
+                     f"--state-dir {state_dir}")
     return result
 
 
 # --- history ----------------------------------------------------------------------------------------
 
 def history(env: Environment) -> list[dict[str, Any]]:
+    """Past drills from the reports in the bucket, oldest first; a report that cannot be read is listed as damaged."""
     env.store.check()
     out = []
     for obj in env.store.keys(DRILLS_PREFIX):
@@ -605,27 +686,50 @@ def history(env: Environment) -> list[dict[str, Any]]:
             continue
         try:
             r = env.store.get_json(key)
-        except (KeyError, ValueError):
+        except KeyError:
             continue
-        out.append({"drill_id": r.get("drill_id"), "backup_id": r.get("backup_id"), "status": r.get("status"),
-                    "restore_point_kind": r.get("restore_point_kind", "logical"), "restore_point": r.get("restore_point"),
-                    "started_at": r.get("started_at"), "rpo_seconds": r.get("rpo_seconds"),
-                    "rto_seconds": r.get("rto_seconds"), "targets": r.get("targets"),
-                    "verification_passed": (r.get("verification") or {}).get("passed"), "error": r.get("error")})
+        except ValueError as exc:
+            r = {"error": f"s3://{env.store.bucket}/{key}: {manifest_model.not_json(exc)}"}
+        if not isinstance(r, dict):
+            r = {"error": f"s3://{env.store.bucket}/{key}: not a JSON object"}
+        damaged = "drill_id" not in r
+        out.append({"drill_id": _text(r.get("drill_id")) or key.removeprefix(DRILLS_PREFIX).removesuffix(".json"),
+                    "backup_id": _text(r.get("backup_id")), "status": "damaged" if damaged else _text(r.get("status")),
+                    "restore_point_kind": _text(r.get("restore_point_kind")) or "logical",
+                    "restore_point": _text(r.get("restore_point")), "started_at": _text(r.get("started_at")),
+                    "rpo_seconds": _number(r.get("rpo_seconds")), "rto_seconds": _number(r.get("rto_seconds")),
+                    "targets": r.get("targets") if isinstance(r.get("targets"), dict) else None,
+                    "verification_passed": (r.get("verification") or {}).get("passed")
+                    if isinstance(r.get("verification"), dict) else None,
+                    "error": _text(r.get("error"))})
     return sorted(out, key=lambda r: r["started_at"] or "")
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:300]
+
+
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 # --- JUnit ------------------------------------------------------------------------------------------
 
 def junit_xml(report: dict[str, Any]) -> bytes:
+    """The verification as JUnit XML: a check that did not run (the drill stopped first) is skipped, not failed."""
     import xml.etree.ElementTree as ET
 
-    cases: list[tuple[str, str, bool, str]] = []  # (classname, name, passed, message)
+    cases: list[tuple[str, str, bool | None, str]] = []  # (classname, name, passed or None: not run, message)
     ver = report["verification"]
+    stopped = f"not run: the drill stopped first ({report['error']})" if report.get("error") else "not run"
     for f in ver["files"]:
         cases.append(("files", f["file"], f["passed"], f.get("problem", "")))
-    cases.append(("schema", "schema fingerprint", ver["schema_passed"],
-                  f"differing tables: {', '.join(ver['schema'].get('differing_tables') or []) or 'not checked'}"))
+    schema = ver["schema"]
+    if "fingerprint" not in schema:
+        cases.append(("schema", "schema fingerprint", None, stopped))
+    else:
+        cases.append(("schema", "schema fingerprint", bool(ver["schema_passed"]), schema.get("error") or
+                      f"differing tables: {', '.join(schema.get('differing_tables') or []) or 'none named'}"))
     for t in ver["tables"]:
         cases.append(("tables", t["table"], t["passed"], f"rows {t['rows']} (expected {t['expected_rows']}), "
                                                          f"checksum {t['checksum']} (expected {t['expected_checksum']})"))
@@ -635,18 +739,25 @@ def junit_xml(report: dict[str, Any]) -> bytes:
         cases.append(("smoke", s["name"], s["passed"], s.get("error") or f"{s['rows']} rows, need {s.get('min_rows')}"))
     tg = report["targets"]
     cases.append(("targets", "rpo", bool(tg["rpo_met"]), f"RPO {report['rpo_seconds']}s > target {tg['rpo_seconds']}s"))
-    cases.append(("targets", "rto", bool(tg["rto_met"]), f"RTO {report['rto_seconds']}s > target {tg['rto_seconds']}s"))
+    rto_measured = report["rto_seconds"] is not None
+    cases.append(("targets", "rto", bool(tg["rto_met"]) if rto_measured else None,
+                  f"RTO {report['rto_seconds']}s > target {tg['rto_seconds']}s" if rto_measured else
+                  f"RTO not measured: {stopped}"))
     if report.get("error"):
         cases.append(("drill", "completed", False, report["error"]))
-    failures = sum(1 for c in cases if not c[2])
+    failures = sum(1 for c in cases if c[2] is False)
+    skipped = sum(1 for c in cases if c[2] is None)
     suite = ET.Element("testsuite", name=f"taly.drill.{report['environment']}", tests=str(len(cases)),
-                       failures=str(failures), errors="0", time=str(report["timings"].get("total_seconds", 0)),
-                       timestamp=report["started_at"])
+                       failures=str(failures), errors="0", skipped=str(skipped),
+                       time=str(report["timings"].get("total_seconds", 0)), timestamp=report["started_at"])
     props = ET.SubElement(suite, "properties")
     for k in ("drill_id", "backup_id", "restore_point_kind", "restore_point", "rpo_seconds", "rto_seconds", "status"):
-        ET.SubElement(props, "property", name=k, value=str(report.get(k)))
+        if report.get(k) is not None:
+            ET.SubElement(props, "property", name=k, value=str(report[k]))
     for classname, name, passed, message in cases:
         case = ET.SubElement(suite, "testcase", classname=f"drill.{classname}", name=name)
-        if not passed:
+        if passed is False:
             ET.SubElement(case, "failure", message=message).text = message
+        elif passed is None:
+            ET.SubElement(case, "skipped", message=message)
     return ET.tostring(ET.ElementTree(suite).getroot(), encoding="utf-8", xml_declaration=True)

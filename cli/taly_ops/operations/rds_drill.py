@@ -225,7 +225,7 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
         "timings": {}, "spec": str(spec_path),
         "verification": {"method": "schema of the source replica now, invariants and smoke queries, on the restored "
                                    "instance (an RDS restore has no manifest: no file or per-table checks)",
-                         "files": [], "files_passed": None, "schema_passed": False, "schema": {}, "tables": [],
+                         "files": [], "files_passed": None, "schema_passed": None, "schema": {}, "tables": [],
                          "invariants": [], "smoke": [], "passed": False, "error": None},
         "cleanup": {}, "error": None,
     }
