@@ -612,8 +612,6 @@ def reap(env: Environment | ScratchHost, older_than_hours: float = 0.0, progress
     from ..local import supervisor
 
     result: dict[str, Any] = {"environment": env.name, "reaped": [], "skipped": [], "unregistered_dirs": []}
-    if not (env.state_dir / DRILLS_DIR).is_dir():
-        return result  # no drill ever ran here: nothing to reap, nothing to create
     cutoff = now() - dt.timedelta(hours=older_than_hours)
     reaped, skipped = result["reaped"], result["skipped"]
     with _registry(env) as reg:
@@ -665,6 +663,8 @@ def reap_before_down(state_dir: Path, progress: Progress = _noop) -> dict[str, A
     A drill still running keeps its scratch instance (it tears it down itself when it fails for want of
     the estate); the caller is told which, and how to remove them should that drill be killed.
     """
+    if not (state_dir / DRILLS_DIR).is_dir():
+        return {"environment": "local", "reaped": [], "skipped": [], "unregistered_dirs": []}  # no drill ever ran
     result = reap(ScratchHost("local", state_dir), progress=progress)
     for s in result["skipped"]:
         if s.get("owner_pid"):
