@@ -178,7 +178,9 @@ def list_backups(env: Environment) -> Listing:
             damaged.append({"backup_id": backup_id, "key": exc.key, "reason": exc.reason})
             continue
         out.append(summary(m))
-    return Listing(sorted(out, key=lambda b: b["backup_id"]), sorted(damaged, key=lambda b: b["backup_id"]))
+    # By creation time (milliseconds): two backups in one second have ids that sort by their random suffix.
+    return Listing(sorted(out, key=lambda b: (b["created_at"], b["backup_id"])),
+                   sorted(damaged, key=lambda b: b["backup_id"]))
 
 
 def read_manifest(env: Environment, backup_id: str) -> dict[str, Any]:
