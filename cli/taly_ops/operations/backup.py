@@ -15,6 +15,7 @@ import datetime as dt
 import secrets
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 

@@ -644,11 +644,9 @@ def reap(env: Environment | ScratchHost, older_than_hours: float = 0.0, progress
 def reap_environment(env_name: str, state_dir: Path | None = None, *, older_than_hours: float = 0.0,
                      force: bool = False, progress: Progress = _noop) -> dict[str, Any]:
     """`taly drill reap`: local needs only the drill registry (the estate may be down); dev/staging/prod also RDS."""
-    from .backup import CLOUD_ENVS, resolve
+    from ..environment import LOCAL, check_name, resolve
 
-    if env_name not in CLOUD_ENVS:
-        if env_name != "local":
-            resolve(env_name, state_dir)  # the one "unknown environment" error
+    if check_name(env_name) == LOCAL:
         from ..local.state import resolve_state_dir
 
         return reap(ScratchHost("local", resolve_state_dir(state_dir)), older_than_hours, progress=progress)
