@@ -42,7 +42,7 @@ TARGET_RATIO = 1.3
 
 
 def database_size(ep) -> dict:
-    from taly_ops.adapters import postgres_tools as pgt
+    from taly_ops.adapters import postgres as pgt
 
     with pgt.connect(ep) as conn:
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
@@ -51,7 +51,7 @@ def database_size(ep) -> dict:
 
 def raw_tools(source, work: Path) -> dict:
     """pg_dump -Fd -j 2 from the source endpoint, pg_restore -j 2 into a fresh scratch instance."""
-    from taly_ops.adapters import postgres_tools as pgt
+    from taly_ops.adapters import postgres as pgt
     from taly_ops.local import scratch_postgres, supervisor
     from taly_ops.local.context import HOST, USER
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from taly_platform.config import StackConfig
     from taly_platform.contract import EnvironmentContract
 
-    from .adapters.postgres_tools import Endpoint as PgEndpoint
+    from .adapters.postgres import Endpoint as PgEndpoint
     from .adapters.s3_store import Store
 
 LOCAL = "local"
@@ -296,7 +296,7 @@ class Environment:
     # --- the database, for backups and drills -----------------------------------------------------------
 
     def _pg_endpoint(self, role: str) -> "PgEndpoint | None":
-        from .adapters.postgres_tools import Endpoint
+        from .adapters.postgres import Endpoint
 
         topo = self.postgres()
         if role == "primary":

@@ -85,7 +85,7 @@ def test_an_unknown_environment_is_bad_input():
 
 
 def test_a_tool_failure_keeps_the_error_and_drops_the_lines_that_quote_rows():
-    from taly_ops.adapters.postgres_tools import ToolFailed
+    from taly_ops.adapters.postgres import ToolFailed
 
     output = ("pg_restore: error: COPY failed for table \"users\": ERROR:  duplicate key value violates unique "
               "constraint \"users_email_key\"\n"
@@ -124,7 +124,7 @@ def test_the_source_last_write_is_unknown_unless_something_would_have_seen_a_com
     import datetime as dt
     from types import SimpleNamespace
 
-    from taly_ops.adapters import postgres_tools as pgt
+    from taly_ops.adapters import postgres as pgt
 
     point = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     answers = {"track_commit_timestamp": tracked, "pg_is_in_recovery": in_recovery,
@@ -167,7 +167,7 @@ def test_a_hang_up_interrupts_a_drill_run_from_a_terminal():
 
 
 def test_a_quoted_value_spanning_lines_is_dropped_with_its_detail():
-    from taly_ops.adapters.postgres_tools import ToolFailed
+    from taly_ops.adapters.postgres import ToolFailed
 
     output = ("pg_restore: error: COPY failed for table \"users\": ERROR:  new row for relation \"users\" violates "
               "check constraint \"users_name_check\"\n"

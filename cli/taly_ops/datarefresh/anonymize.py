@@ -85,7 +85,7 @@ def sql_fake(conn, key: fakes.Key, strategy: str, value: str | None, domain: str
 
 
 def _id(name: str):
-    from psycopg import sql
+    from ..adapters.postgres import sql
 
     schema_, _, table = name.partition(".")
     return sql.Identifier(schema_, table)
@@ -93,7 +93,7 @@ def _id(name: str):
 
 def _value_expr(column: str, strategy: Any, params: dict[str, Any]):
     """The SQL expression a value strategy sets the column to."""
-    from psycopg import sql
+    from ..adapters.postgres import sql
 
     c = sql.SQL("{}::text").format(sql.Identifier(column))
     s = strategy.strategy
@@ -117,7 +117,7 @@ def _value_expr(column: str, strategy: Any, params: dict[str, Any]):
 
 def json_unescaped(expr):
     """A json/jsonb column as text with JSON escapes (\\n, \\", \\u00e9) turned into spaces, for the patterns."""
-    from psycopg import sql
+    from ..adapters.postgres import sql
 
     return sql.SQL("regexp_replace({}::text, {}, ' ', 'g')").format(expr, sql.Literal(patterns.JSON_ESCAPE))
 
@@ -130,8 +130,8 @@ def _key_regex(keys: list[str]) -> str:
 
 def apply(conn, schema: Schema, rules: Rules, key: fakes.Key, progress: Progress = lambda s: None) -> list[dict[str, Any]]:
     """Rewrite every ruled column; returns what changed per table and column (counts only)."""
-    from psycopg import errors as pgerrors
-    from psycopg import sql
+    from ..adapters.postgres import errors as pgerrors
+    from ..adapters.postgres import sql
 
     install_functions(conn)
     ipad, opad = key.pads()
@@ -168,7 +168,7 @@ def apply(conn, schema: Schema, rules: Rules, key: fakes.Key, progress: Progress
 
 def _rewrite(conn, table, column: str, strategy: Any, key: fakes.Key, domain: str) -> int:
     """scrub_text / json_scrub one column: candidate rows read, changed ones written back by primary key."""
-    from psycopg import sql
+    from ..adapters.postgres import sql
 
     col = table.columns[column]
     pk = [sql.Identifier(k) for k in table.primary_key]

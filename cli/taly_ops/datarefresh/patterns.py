@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import re
 
-# Not preceded / not followed by a letter, digit or underscore: "N00012345", "pi_4111..." and hex
+# Not followed by a letter, digit or underscore: "N00012345", "pi_4111..." and hex
 # digests are not phone or card numbers.
-_B = "(?<![0-9A-Za-z_])"
 _E = "(?![0-9A-Za-z_])"
 
 EMAIL = "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:[.][A-Za-z0-9-]+)*[.][A-Za-z]{2,}"

@@ -21,7 +21,7 @@ SAMPLE_KEYS = 3
 
 
 def _id(name: str):
-    from psycopg import sql
+    from ..adapters.postgres import sql
 
     schema_, _, table = name.partition(".")
     return sql.Identifier(schema_, table)
@@ -30,7 +30,7 @@ def _id(name: str):
 def scan(conn, schema: Schema, domain: str = patterns.DEFAULT_FAKE_DOMAIN,
          progress: Progress = lambda s: None) -> dict[str, Any]:
     """{passed, columns_scanned, findings: [{table, column, pattern, rows, matches, row_keys}], seconds}."""
-    from psycopg import sql
+    from ..adapters.postgres import sql
 
     from .anonymize import json_unescaped
 

@@ -20,8 +20,6 @@ from .schema import Schema
 
 DEFAULT_RULES = Path("runbooks") / "data" / "anonymize.yaml"
 STRATEGIES = ("fake_email", "fake_name", "fake_phone", "scrub_text", "null", "constant", "hash", "json_scrub")
-JSON_KEY_STRATEGIES = ("fake_email", "fake_name", "fake_phone", "scrub_text", "null", "remove")
-REFRESH_TARGETS = ("local", "dev", "staging")  # never prod
 
 
 class _Model(BaseModel):

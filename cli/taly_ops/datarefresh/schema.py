@@ -259,7 +259,7 @@ def from_dump_dir(dump_dir) -> Schema:
     """Run pg_restore --schema-only on a -Fd dump directory (only its toc.dat is read)."""
     import subprocess
 
-    from ..adapters.postgres_tools import bin_dir
+    from ..adapters.postgres import bin_dir
     from ..errors import BadInput
 
     try:

@@ -97,21 +97,21 @@ def _names(fks: list[ForeignKey]) -> str:
 
 
 def _id(name: str):
-    from psycopg import sql
+    from ..adapters.postgres import sql
 
     schema_, _, table = name.partition(".")
     return sql.Identifier(schema_, table)
 
 
 def _cols(prefix: str, cols: tuple[str, ...]):
-    from psycopg import sql
+    from ..adapters.postgres import sql
 
     return sql.SQL(", ").join(sql.Identifier(prefix, c) for c in cols)
 
 
 def apply(conn, schema: Schema, p: SubsetPlan, percent: float, progress: Progress = lambda s: None) -> dict[str, Any]:
     """Delete everything outside the subset; returns tenants and rows before/after per table."""
-    from psycopg import sql
+    from ..adapters.postgres import sql
 
     keep = {t: sql.Identifier(f"_taly_keep_{i}") for i, t in enumerate(p.scoped)}
     pk = {t: sql.Identifier(schema.tables[t].primary_key[0]) for t in p.scoped}
@@ -172,7 +172,7 @@ def apply(conn, schema: Schema, p: SubsetPlan, percent: float, progress: Progres
 
 def foreign_key_violations(conn, schema: Schema) -> list[dict[str, Any]]:
     """Every foreign key, with the number of rows whose reference finds nothing."""
-    from psycopg import sql
+    from ..adapters.postgres import sql
 
     out = []
     for fk in schema.foreign_keys:

@@ -106,22 +106,17 @@ def _create(env: Environment, progress: Progress) -> dict[str, Any]:
 
 
 def _dump(env: Environment, backup_id: str, dump_dir: Path, started: dt.datetime, progress: Progress) -> dict[str, Any]:
-    from ..adapters import postgres_tools as pgt
+    from ..adapters import postgres as pgt
 
     src = env.source
     conn = pgt.connect(src, autocommit=False)
     try:
-        with conn.cursor() as cur:
-            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cur.execute("SELECT pg_export_snapshot(), clock_timestamp(), pg_is_in_recovery(), "
-                        "CASE WHEN pg_is_in_recovery() THEN pg_last_xact_replay_timestamp() END, "
-                        "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text ELSE pg_current_wal_lsn()::text END, "
-                        "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn() "
-                        "ELSE false END")
-            snapshot, snap_at, in_recovery, replayed_at, lsn, behind = cur.fetchone()
-            # The restore point is the moment of the snapshot, unless the replica had received WAL it had not
-            # replayed yet: then the data is as of its last replayed commit (the primary is never asked).
-            point = replayed_at if behind and replayed_at else snap_at
+        snap = pgt.export_snapshot(conn)
+        snapshot, snap_at, in_recovery, replayed_at, lsn, behind = (
+            snap.id, snap.taken_at, snap.in_recovery, snap.last_replayed_commit_at, snap.lsn, snap.replay_behind_receive)
+        # The restore point is the moment of the snapshot, unless the replica had received WAL it had not
+        # replayed yet: then the data is as of its last replayed commit (the primary is never asked).
+        point = replayed_at if behind and replayed_at else snap_at
         progress(f"snapshot {snapshot} on {src.role} {src.address} at {iso(snap_at)}; pg_dump -Fd -j {JOBS} "
                  f"-Z {COMPRESS}, counting rows and checksumming tables in the same snapshot meanwhile")
 

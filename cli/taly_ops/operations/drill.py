@@ -220,29 +220,24 @@ def source_last_write(env: Environment, restore_point: dt.datetime) -> dict[str,
     None when it cannot tell or the source cannot be reached: the drill goes on, on the restore point's
     age alone.
     """
-    from ..adapters import postgres_tools as pgt
+    from ..adapters import postgres as pgt
     from ..errors import Unreachable as _Unreachable
 
     out: dict[str, Any] = {"at": None, "missed_seconds": None, "endpoint": env.source.address, "how": None,
                            "error": None}
     try:
         with pgt.connect(env.source) as conn:
-            at, how = None, None
-            tracked = conn.execute("SHOW track_commit_timestamp").fetchone()[0] == "on"
-            in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
-            if tracked:
-                at, how = conn.execute("SELECT timestamp FROM pg_last_committed_xact()").fetchone()[0], \
-                    "pg_last_committed_xact()"
-            if at is None and in_recovery:
-                at, how = conn.execute("SELECT pg_last_xact_replay_timestamp()").fetchone()[0], \
-                    "pg_last_xact_replay_timestamp()"
-            started_at = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+            times = pgt.commit_times(conn)
     except _Unreachable as exc:
         out["error"] = exc.message
         return out
     except Exception as exc:  # noqa: BLE001 - the source's view is extra information, never the drill's verdict
         out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return out
+    tracked, in_recovery, started_at = times.tracked, times.in_recovery, times.started_at
+    at, how = times.last_committed, "pg_last_committed_xact()"
+    if at is None and in_recovery:
+        at, how = times.last_replayed, "pg_last_xact_replay_timestamp()"
     if at is not None:
         out.update(at=iso(at), how=how, missed_seconds=round(max(0.0, (at - restore_point).total_seconds()), 1))
     elif not (tracked or in_recovery):
@@ -356,7 +351,7 @@ def finish(env: Environment, report: dict[str, Any], *, t0: float, inputs: dict[
 
 def _run(env: Environment, manifest: dict[str, Any], spec: dict[str, Any], root: Path, port: int, drill_id: str,
          report: dict[str, Any], t0: float, progress: Progress, spawned_out: dict[str, Any]):
-    from ..adapters import postgres_tools as pgt
+    from ..adapters import postgres as pgt
     from ..local import scratch_postgres
     from ..local.context import USER
 
@@ -388,7 +383,7 @@ def _run(env: Environment, manifest: dict[str, Any], spec: dict[str, Any], root:
     if target.address in {f"{h}:{p}" for h, p in env.source_addresses()}:
         raise BadInput(f"the drill target {target.address} is a source endpoint")  # never restore over a source
     with pgt.connect(target, dbname="postgres") as admin:
-        admin.execute(f'CREATE DATABASE "{target.database}"')
+        pgt.create_database(admin, target.database)
     timings["instance_seconds"] = round(time.monotonic() - lap, 2)
 
     # 3. Restore. (TALY_DRILL_HOLD_SECONDS pauses here, with the instance up: for tests of the teardown.)
@@ -425,7 +420,7 @@ def download_verified(env: Environment, manifest: dict[str, Any], download: Path
     Returns (one entry per file: passed, and the problem when not; all passed). Used by drills and by
     `taly data refresh`; nothing may read a file before this has passed.
     """
-    from ..adapters import postgres_tools as pgt
+    from ..adapters import postgres as pgt
 
     files = [f for f in manifest["files"] if only is None or f["path"] in only]
     report: list[dict[str, Any]] = []
@@ -494,7 +489,7 @@ def verify_database(conn, spec: dict[str, Any], ver: dict[str, Any], *, expected
     could not be read, schema_error saying why); expected_tables a manifest's per-table rows and checksums,
     or None when there are none to compare (an RDS snapshot or point-in-time restore).
     """
-    from ..adapters import postgres_tools as pgt
+    from ..adapters import postgres as pgt
 
     schema = pgt.schema_fingerprint(conn)
     expected = expected_schema or {"fingerprint": None, "tables": {}}
@@ -522,9 +517,11 @@ def verify_database(conn, spec: dict[str, Any], ver: dict[str, Any], *, expected
 
 
 def _invariant(conn, inv: dict[str, Any]) -> dict[str, Any]:
+    from ..adapters import postgres as pgt
+
     try:
-        with conn.transaction():
-            row = conn.execute(inv["sql"]).fetchone()
+        rows = pgt.run_check(conn, inv["sql"])
+        row = rows[0] if rows else None
         violations = int(row[0]) if row and row[0] is not None else 0
         return {"name": inv["name"], "violations": violations, "passed": violations == 0}
     except Exception as exc:  # noqa: BLE001 - a broken query fails its check, with the reason
@@ -532,10 +529,11 @@ def _invariant(conn, inv: dict[str, Any]) -> dict[str, Any]:
 
 
 def _smoke(conn, q: dict[str, Any]) -> dict[str, Any]:
+    from ..adapters import postgres as pgt
+
     lap = time.monotonic()
     try:
-        with conn.transaction():
-            rows = len(conn.execute(q["sql"]).fetchall())
+        rows = len(pgt.run_check(conn, q["sql"]))
         need = int(q.get("min_rows", 1))
         return {"name": q["name"], "rows": rows, "min_rows": need, "passed": rows >= need,
                 "ms": round((time.monotonic() - lap) * 1000, 1)}

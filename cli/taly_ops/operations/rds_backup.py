@@ -18,7 +18,6 @@ from ..errors import BadInput
 from .backup import Environment, iso, now
 
 Progress = Callable[[str], None]
-KINDS = ("logical", "snapshot")
 SNAPSHOT_WAIT_SECONDS = 4 * 3600
 
 

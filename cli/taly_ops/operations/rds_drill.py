@@ -267,7 +267,7 @@ def _run(env: Environment, rds, point: dict[str, Any], target_id: str, settings:
          progress: Progress, requested: dict[str, bool]) -> None:
     """The drill's steps; requested["sent"] once the restore call starts, ["refused"] if RDS answered no."""
     from .. import audit
-    from ..adapters import postgres_tools as pgt
+    from ..adapters import postgres as pgt
     from ..adapters import rds as rds_api
 
     timings, ver = report["timings"], report["verification"]
@@ -349,7 +349,7 @@ def _run(env: Environment, rds, point: dict[str, Any], target_id: str, settings:
 
 def _source_schema(env: Environment) -> tuple[dict[str, Any] | None, str | None]:
     """The source replica's (else the primary's) schema fingerprint now, or (None, why not)."""
-    from ..adapters import postgres_tools as pgt
+    from ..adapters import postgres as pgt
 
     src = env.source
     if src is None:

@@ -189,12 +189,11 @@ def _check_against_backup(src: Environment, manifest: dict[str, Any], rules, sho
 
 def _target_state(dst: Environment, new_db: str) -> dict[str, Any]:
     """What the target server holds now (read only): does the database exist, how big, any leftovers."""
-    from ..adapters import postgres_tools as pgt
+    from ..adapters import postgres as pgt
 
     db = dst.primary.database
     with pgt.connect(dst.primary, dbname=MAINTENANCE_DB) as conn:
-        rows = dict(conn.execute("SELECT datname, pg_database_size(datname) FROM pg_database WHERE datname = ANY(%s)",
-                                 ([db, db + BEFORE_SUFFIX, new_db],)).fetchall())
+        rows = pgt.database_sizes(conn, [db, db + BEFORE_SUFFIX, new_db])
     return {"existed": db in rows, "size_bytes": rows.get(db), "before_refresh_exists": db + BEFORE_SUFFIX in rows}
 
 
@@ -272,7 +271,7 @@ def _execute(src, dst, manifest, rules, schema, plan, spec, percent, anonymize, 
 
 def _run(src, dst, manifest, rules, plan, spec, percent, key, root: Path, port: int, report: dict[str, Any],
          t0: float, progress: Progress, spawned: dict[str, Any], state: dict[str, Any], flags: dict[str, bool]) -> None:
-    from ..adapters import postgres_tools as pgt
+    from ..adapters import postgres as pgt
     from ..datarefresh import anonymize as anon
     from ..datarefresh import pii
     from ..datarefresh import rules as rules_mod
@@ -309,7 +308,7 @@ def _run(src, dst, manifest, rules, plan, spec, percent, key, root: Path, port: 
     drill_ops.start_scratch(dst, report["refresh_id"], scratch, spawned)
     scratch_ep = pgt.Endpoint("127.0.0.1", port, USER, scratch.password, manifest["source"]["database"], "scratch")
     with pgt.connect(scratch_ep, dbname=MAINTENANCE_DB) as admin:
-        admin.execute(f'CREATE DATABASE "{scratch_ep.database}"')
+        pgt.create_database(admin, scratch_ep.database)
     done("instance")
     if hold := float(os.environ.get("TALY_REFRESH_HOLD_SECONDS") or 0):
         say(f"holding {hold:g}s with the scratch instance up (TALY_REFRESH_HOLD_SECONDS)")
@@ -375,10 +374,9 @@ def _run(src, dst, manifest, rules, plan, spec, percent, key, root: Path, port: 
     new_ep = dataclasses.replace(dst.primary, database=target["new_database"], role="primary")
     say(f"creating {target['new_database']} on {dst.name}'s primary {dst.primary.address} and restoring into it")
     with pgt.connect(dst.primary, dbname=MAINTENANCE_DB) as admin:
-        target["existed"] = bool(admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                               (target["database"],)).fetchone())
+        target["existed"] = pgt.database_exists(admin, target["database"])
         state["created"] = True  # before CREATE: a half-created database is dropped too
-        admin.execute(f'CREATE DATABASE "{target["new_database"]}"')
+        pgt.create_database(admin, target["new_database"])
     try:
         pgt.pg_restore(new_ep, out)
     except pgt.ToolFailed as exc:
@@ -391,7 +389,7 @@ def _run(src, dst, manifest, rules, plan, spec, percent, key, root: Path, port: 
         tscan = pii.scan(conn, tschema, rules.fake_email_domain, progress)
         invariants = [drill_ops._invariant(conn, inv) for inv in spec.get("invariants", [])]
         for t in sorted(tschema.tables):
-            n = conn.execute(f'SELECT count(*) FROM "{tschema.tables[t].schema}"."{tschema.tables[t].bare}"').fetchone()[0]
+            n = pgt.count_rows(conn, tschema.tables[t].schema, tschema.tables[t].bare)
             key_ = next((k for k in report["tables"] if k.replace('"', "") == t), t)
             report["tables"].setdefault(key_, {"rows_before": None})["rows_after"] = n
     report["pii_scan"]["target"] = tscan
@@ -419,53 +417,45 @@ def _swap(dst: Environment, target: dict[str, Any], report: dict[str, Any], prog
     New connections to <db> are refused meanwhile (ALLOW_CONNECTIONS false, when we own it); whatever
     fails, the old database ends up under its own name, accepting connections again.
     """
-    from psycopg import errors as pgerrors
-
-    from ..adapters import postgres_tools as pgt
+    from ..adapters import postgres as pgt
 
     db, new, before = target["database"], target["new_database"], target["database"] + BEFORE_SUFFIX
     with pgt.connect(dst.primary, dbname=MAINTENANCE_DB) as admin:
-        exists = bool(admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone())
+        exists = pgt.database_exists(admin, db)
         if exists:
-            admin.execute(f'DROP DATABASE IF EXISTS "{before}" WITH (FORCE)')
+            pgt.drop_database(admin, before)
             blocked = renamed = False
             try:
                 try:
-                    admin.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false')
+                    pgt.allow_connections(admin, db, False)
                     blocked = True
-                except pgerrors.InsufficientPrivilege:
+                except pgt.errors.InsufficientPrivilege:
                     progress(f"  cannot block new connections to {db} (not its owner); terminating and retrying")
                 deadline = time.monotonic() + 30
                 while not renamed:
-                    terminated = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                               "WHERE datname = %s AND pid <> pg_backend_pid()", (db,)).fetchone()[0]
+                    terminated = pgt.terminate_sessions(admin, db)
                     if terminated:
                         progress(f"  terminated {terminated} sessions on {db}")
                     try:
-                        admin.execute(f'ALTER DATABASE "{db}" RENAME TO "{before}"')
+                        pgt.rename_database(admin, db, before)
                         renamed = True
-                    except pgerrors.ObjectInUse:
+                    except pgt.errors.ObjectInUse:
                         if time.monotonic() > deadline:
                             raise Unreachable(f"{db} still had sessions after 30 s of terminating them; not swapped") from None
                         time.sleep(0.2)
-                admin.execute(f'ALTER DATABASE "{new}" RENAME TO "{db}"')
+                pgt.rename_database(admin, new, db)
             except BaseException:
                 if renamed:  # put the old one back under its name
-                    admin.execute(f'ALTER DATABASE "{before}" RENAME TO "{db}"')
+                    pgt.rename_database(admin, before, db)
                 raise
             finally:
                 if blocked:
-                    admin.execute(f'ALTER DATABASE "{before if renamed and _exists(admin, before) else db}" '
-                                  "ALLOW_CONNECTIONS true")
+                    pgt.allow_connections(admin, before if renamed and pgt.database_exists(admin, before) else db, True)
         else:
-            admin.execute(f'ALTER DATABASE "{new}" RENAME TO "{db}"')
+            pgt.rename_database(admin, new, db)
     report["swapped"] = True
     report["previous_database"] = before if exists else None
     target["previous_database"] = report["previous_database"]
-
-
-def _exists(admin, name: str) -> bool:
-    return bool(admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone())
 
 
 def _cleanup(dst: Environment, report: dict[str, Any], state: dict[str, Any], refresh_id: str, progress: Progress,
@@ -475,12 +465,12 @@ def _cleanup(dst: Environment, report: dict[str, Any], state: dict[str, Any], re
 
     out: dict[str, Any] = {"new_database_dropped": None}
     if state.get("created") and not report["swapped"]:
-        from ..adapters import postgres_tools as pgt
+        from ..adapters import postgres as pgt
 
         new = report["target"]["new_database"]
         try:
             with pgt.connect(dst.primary, dbname=MAINTENANCE_DB) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{new}" WITH (FORCE)')
+                pgt.drop_database(admin, new)
             out["new_database_dropped"] = True
             progress(f"dropped {new} on the target; {report['target']['database']} is as it was")
         except Exception as exc:  # noqa: BLE001 - reported, and named so it can be dropped by hand

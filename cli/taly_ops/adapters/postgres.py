@@ -1,7 +1,12 @@
-"""PostgreSQL client tools and queries for backups and drills: pg_dump, pg_restore, snapshots, fingerprints.
+"""The PostgreSQL adapter: the one module that imports psycopg.
+
+Connections (an Endpoint, or a conninfo string), identifier and statement composition (`sql`, from
+psycopg.sql), the server errors callers tell apart (`errors`), the admin statements operations need
+(databases: create, drop, rename, connections; snapshots; commit times), the backup and verification
+queries (row counts and checksums, schema fingerprints) and the client tools (pg_dump, pg_restore).
 
 Passwords go to the tools through PGPASSWORD in their environment, never on a command line.
-psycopg is imported inside the functions.
+psycopg is imported inside the functions (and on first use of `sql`/`errors`): `taly --help` stays fast.
 """
 
 from __future__ import annotations
@@ -35,8 +40,6 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
     def conninfo(self, dbname: str | None = None) -> str:
-        from psycopg.conninfo import make_conninfo  # quotes a password holding spaces or quotes
-
         return make_conninfo(host=self.host, port=self.port, dbname=dbname or self.database, user=self.user,
                              password=self.password, sslmode=self.sslmode, connect_timeout=5)
 
@@ -133,6 +136,49 @@ def pg_restore(ep: Endpoint, dump_dir: Path, *, jobs: int = 2, timeout: float = 
     _run(argv, ep, "pg_restore", timeout)
 
 
+class _Lazy:
+    """A psycopg submodule's names, imported on first use (psycopg.sql, psycopg.errors)."""
+
+    def __init__(self, module: str, names: tuple[str, ...]) -> None:
+        self._module, self._names = module, names
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._names:
+            raise AttributeError(name)
+        import importlib
+
+        return getattr(importlib.import_module(self._module), name)
+
+
+# Composition of statements with quoted identifiers and literals: sql.SQL("... {}").format(sql.Identifier(x)).
+sql = _Lazy("psycopg.sql", ("SQL", "Identifier", "Literal", "Composed", "Composable", "Placeholder"))
+# The server errors callers tell apart.
+errors = _Lazy("psycopg.errors", ("Error", "InsufficientPrivilege", "ObjectInUse", "OperationalError",
+                                  "CheckViolation", "NotNullViolation", "UniqueViolation", "ForeignKeyViolation",
+                                  "StringDataRightTruncation", "InvalidTextRepresentation"))
+
+
+def make_conninfo(**params: Any) -> str:
+    """A libpq connection string, every value quoted (a password may hold spaces or quotes)."""
+    from psycopg.conninfo import make_conninfo as make
+
+    return make(**params)
+
+
+def connect_info(conninfo: str, autocommit: bool = True):
+    """A connection from a conninfo string (psycopg's errors pass through: the caller words them)."""
+    import psycopg
+
+    return psycopg.connect(conninfo, autocommit=autocommit)
+
+
+def query(conninfo: str, statement: str, params: tuple = ()) -> list[tuple]:
+    """Run one statement on a short connection; its rows ([] for a statement that returns none)."""
+    with connect_info(conninfo) as conn:
+        cur = conn.execute(statement, params)
+        return cur.fetchall() if cur.description else []
+
+
 def connect(ep: Endpoint, dbname: str | None = None, autocommit: bool = True):
     import psycopg
 
@@ -206,3 +252,98 @@ def file_digests(root: Path, workers: int = 2) -> list[tuple[str, int, str]]:
     paths = sorted(p for p in root.rglob("*") if p.is_file())
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(digest, paths))
+
+
+# --- admin statements (databases on a server) ----------------------------------------------------------
+
+def database_exists(conn, name: str) -> bool:
+    return bool(conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone())
+
+
+def database_sizes(conn, names: list[str]) -> dict[str, int]:
+    """{name: bytes} of those of names that exist."""
+    return dict(conn.execute("SELECT datname, pg_database_size(datname) FROM pg_database WHERE datname = ANY(%s)",
+                             (names,)).fetchall())
+
+
+def create_database(conn, name: str) -> None:
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(conn, name: str) -> None:
+    """DROP DATABASE IF EXISTS ... WITH (FORCE): its sessions are terminated."""
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def rename_database(conn, old: str, new: str) -> None:
+    """errors.ObjectInUse while old has sessions."""
+    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new)))
+
+
+def allow_connections(conn, name: str, allow: bool) -> None:
+    """errors.InsufficientPrivilege unless we own the database."""
+    conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+        sql.Identifier(name), sql.SQL("true" if allow else "false")))
+
+
+def terminate_sessions(conn, name: str) -> int:
+    """Terminate every other session on database name; how many there were."""
+    return conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchone()[0]
+
+
+def count_rows(conn, schema_name: str, table: str) -> int:
+    return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema_name, table))).fetchone()[0]
+
+
+# --- what drills and backups ask a source ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CommitTimes:
+    """What a server can tell about its last commit (all read-only)."""
+
+    tracked: bool                 # track_commit_timestamp is on
+    in_recovery: bool             # a standby
+    last_committed: Any           # pg_last_committed_xact() (when tracked), else None
+    last_replayed: Any            # on a standby: pg_last_xact_replay_timestamp()
+    started_at: Any               # pg_postmaster_start_time()
+
+
+def commit_times(conn) -> CommitTimes:
+    tracked = conn.execute("SHOW track_commit_timestamp").fetchone()[0] == "on"
+    in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+    committed = conn.execute("SELECT timestamp FROM pg_last_committed_xact()").fetchone()[0] if tracked else None
+    replayed = conn.execute("SELECT pg_last_xact_replay_timestamp()").fetchone()[0] if in_recovery else None
+    started_at = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+    return CommitTimes(tracked, in_recovery, committed, replayed, started_at)
+
+
+@dataclass(frozen=True)
+class ExportedSnapshot:
+    id: str
+    taken_at: Any
+    in_recovery: bool
+    last_replayed_commit_at: Any
+    lsn: str
+    replay_behind_receive: bool
+
+
+def export_snapshot(conn) -> ExportedSnapshot:
+    """Begin a REPEATABLE READ READ ONLY transaction on conn (autocommit off) and export its snapshot.
+
+    The transaction must stay open until whoever imports the snapshot (pg_dump --snapshot) is done.
+    """
+    with conn.cursor() as cur:
+        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        cur.execute("SELECT pg_export_snapshot(), clock_timestamp(), pg_is_in_recovery(), "
+                    "CASE WHEN pg_is_in_recovery() THEN pg_last_xact_replay_timestamp() END, "
+                    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text ELSE pg_current_wal_lsn()::text END, "
+                    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn() "
+                    "ELSE false END")
+        return ExportedSnapshot(*cur.fetchone())
+
+
+def run_check(conn, statement: str) -> list[tuple]:
+    """A drill spec's query, in its own transaction (a failing one leaves the connection usable)."""
+    with conn.transaction():
+        return conn.execute(statement).fetchall()
