@@ -19,13 +19,14 @@ from .commands import health as health_cmd
 from .commands import local as local_cmd
 from .commands import plan as plan_cmd
 from .commands import policy as policy_cmd
-from .commands._typer import TalyTyper
+from .commands._typer import TalyTyper, error_line
+from .errors import INTERNAL
 
 app = TalyTyper(
     name="taly",
-    help="Ops CLI for the Taly platform: offline plans of the Pulumi estate, and (soon) health, drills, promotions.",
+    help=("Ops CLI for the Taly platform: offline plans and the policy pack, the local estate, health, "
+          "backups and restore drills, data refreshes."),
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -41,7 +42,9 @@ def _version(value: bool) -> None:
 def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
-    """Exit codes: 0 ok, 1 negative verdict, 2 bad input or configuration, 3 system unreachable."""
+    """Exit codes: 0 ok, 1 negative verdict, 2 bad input or configuration, 3 system unreachable,
+    70 internal error, 128+n stopped by signal n (130 Ctrl-C, 143 SIGTERM; 141 the output's reader went away).
+    """
 
 
 app.command("plan")(plan_cmd.plan)
@@ -56,15 +59,15 @@ app.add_typer(data_cmd.app, name="data")
 def main() -> None:
     try:
         app(standalone_mode=True)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Typer turns Ctrl-C into exit 130 itself; this catches one outside its main
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # the last line of defence: no traceback reaches the user
         if os.environ.get("TALY_DEBUG"):
             raise
-        typer.secho(f"internal error: {type(exc).__name__}: {exc}", err=True, fg="red")
+        error_line(f"internal error: {type(exc).__name__}: {exc}")
         typer.echo("hint: rerun with TALY_DEBUG=1 for the traceback, and report it", err=True)
-        sys.exit(70)
+        sys.exit(INTERNAL)
 
 
 if __name__ == "__main__":

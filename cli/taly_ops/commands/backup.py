@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ..render import Output, console, emit
-from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, progress
+from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, on_interrupt, progress
 
 app = TalyTyper(help="Backups: logical (pg_dump from a consistent snapshot of the replica, with a verifiable manifest, "
                      "every environment) and RDS snapshots of the primary (dev, staging, prod).",
@@ -43,7 +43,6 @@ def create(
     Exit 2 for a snapshot of the local environment, 3 when the database, RDS or the bucket cannot be reached.
     """
     from ..operations import backup as ops
-    from ..operations.drill import Interrupted
 
     if kind == Kind.snapshot:
         from ..operations import rds_backup
@@ -51,19 +50,13 @@ def create(
         if env == "local":  # exit 2 before looking for the local estate
             rds_backup.require_cloud(env, "--kind snapshot")
         environment = ops.resolve(env, state_dir)
-        try:
+        with on_interrupt("the snapshot was requested and RDS keeps creating it "
+                          f"(`taly backup list --env {env}` shows it)"):
             snap = rds_backup.create_snapshot(environment, wait=wait, progress=progress)
-        except Interrupted as exc:
-            typer.echo(f"interrupted by {exc}: the snapshot was requested and RDS keeps creating it "
-                       f"(`taly backup list --env {env}` shows it)", err=True)
-            raise typer.Exit(128 + exc.signum) from None
         emit(output, snap, _snapshot_created)
         return
-    try:
+    with on_interrupt("no backup was recorded"):
         manifest = ops.create(ops.resolve(env, state_dir), progress=progress)
-    except Interrupted as exc:
-        typer.echo(f"interrupted by {exc}: no backup was recorded", err=True)
-        raise typer.Exit(128 + exc.signum) from None
     emit(output, manifest, _created)
 
 

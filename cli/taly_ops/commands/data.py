@@ -9,7 +9,7 @@ import typer
 
 from ..errors import VERDICT
 from ..render import Output, console, emit
-from ._typer import TalyTyper, progress
+from ._typer import TalyTyper, on_interrupt, progress
 
 app = TalyTyper(help="Data refreshes: a backup of one environment, anonymised and subset, into another.",
                 no_args_is_help=True)
@@ -67,15 +67,11 @@ def refresh(
     verification, pii_scan: {passed, findings: [{table, column, pattern, rows, matches, row_keys}]},
     target, swapped, previous_database, timings, cleanup, error}.
     """
-    from ..operations import drill as drill_ops
     from ..operations import refresh as ops
 
-    try:
+    with on_interrupt("the scratch instance was removed and the target left as it was"):
         report = ops.refresh(from_, to, anonymize=anonymize, subset=subset, rules_path=rules, backup=backup,
                              dry_run=dry_run, state_dir=state_dir, progress=progress)
-    except drill_ops.Interrupted as exc:
-        typer.echo(f"interrupted by {exc}: the scratch instance was removed and the target left as it was", err=True)
-        raise typer.Exit(128 + exc.signum) from None
     emit(output, report, _render)
     if report["status"] == "failed":
         raise typer.Exit(VERDICT)

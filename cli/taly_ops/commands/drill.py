@@ -9,7 +9,7 @@ import typer
 
 from ..errors import VERDICT, BadInput
 from ..render import Output, console, emit
-from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, progress
+from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, on_interrupt, progress
 
 app = TalyTyper(help="Restore drills: a backup restored into a scratch instance, verified, timed and torn down. "
                      "Logical backups restore into a scratch PostgreSQL on this machine (every environment); "
@@ -65,18 +65,13 @@ def restore(
     if rds and port is not None:
         raise BadInput("--port is for logical drills (a scratch PostgreSQL on this machine); an RDS drill's "
                        "instance listens where RDS puts it")
-    try:
+    with on_interrupt(_interrupted_drill):
         if rds:
             report = rds_drill.restore(backup_ops.resolve(env, state_dir), from_, keep=keep, spec_path=spec,
                                        wait_minutes=wait_minutes, progress=progress)
         else:
             report = ops.restore(backup_ops.resolve(env, state_dir), from_, keep=keep, port=port, spec_path=spec,
                                  progress=progress)
-    except ops.Interrupted as exc:
-        left = (getattr(exc, "cleanup", None) or {}).get("error")  # RDS drills: what the teardown could not do
-        typer.echo(f"interrupted by {exc}: " + (f"the scratch instance may be left: {left}" if left
-                                                else "the scratch instance was torn down"), err=True)
-        raise typer.Exit(128 + exc.signum) from None
     if junit is not None:
         where = junit.absolute()
         created = not where.parent.exists()
@@ -86,6 +81,11 @@ def restore(
     emit(output, report, _report)
     if report["status"] != "passed":
         raise typer.Exit(VERDICT)
+
+
+def _interrupted_drill(exc) -> str:
+    left = (getattr(exc, "cleanup", None) or {}).get("error")  # RDS drills: what the teardown could not do
+    return f"the scratch instance may be left: {left}" if left else "the scratch instance was torn down"
 
 
 @app.command("reap")

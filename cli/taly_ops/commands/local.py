@@ -9,7 +9,7 @@ import typer
 
 from ..local.sample_data import DEFAULT_SIZE
 from ..render import Output, console, emit
-from ._typer import STATE_DIR_HELP, TalyTyper, progress
+from ._typer import LOCAL_STATE_DIR_HELP, TalyTyper, progress
 
 app = TalyTyper(
     help="A local copy of the estate's data plane on 127.0.0.1: PostgreSQL primary + replica, Redis primary + "
@@ -28,7 +28,7 @@ def _state_dir(option: Optional[Path]) -> Path:
 @app.command()
 def up(
     size: int = typer.Option(DEFAULT_SIZE, "--size", "-n", help="Rows of sample CMS data (same size, same data)."),
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=LOCAL_STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table for people, json for machines."),
 ) -> None:
     """Start the local estate (or report it, if it already runs). Progress goes to stderr.
@@ -45,7 +45,7 @@ def up(
 
 @app.command()
 def down(
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=LOCAL_STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table for people, json for machines."),
 ) -> None:
     """Stop exactly what `up` started (by pid), wait for it, and remove the state directory's files.
@@ -63,7 +63,7 @@ def down(
 
 @app.command()
 def status(
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=LOCAL_STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table for people, json for machines."),
 ) -> None:
     """Each component with its pid, port and status (running/stopped).

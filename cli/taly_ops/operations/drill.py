@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import BadInput, TalyError, Unreachable
+from ..errors import BadInput, Interrupted, TalyError, Unreachable
 from . import manifest as manifest_model
 from .backup import BACKUPS_PREFIX, DRILLS_PREFIX, Environment, iso, now
 
@@ -100,14 +100,6 @@ def registry_entries(env: Environment) -> dict[str, dict[str, Any]]:
 
 
 # --- signals ----------------------------------------------------------------------------------------
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGINT during a drill: unwinds through the finally blocks that tear down."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
 
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[dict[str, bool]]:
