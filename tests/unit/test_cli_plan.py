@@ -104,3 +104,85 @@ def test_help_does_not_import_heavy_libraries():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("args,expect", [
+    (("--compare", "staging", "staging"), "--compare takes two different environments"),
+    (("--env", "dev", "--compare", "staging", "prod"), "--env and --compare"),
+    (("--env", "all", "--compare", "staging", "prod"), "--env and --compare"),
+    (("--compare", "staging", "qa"), "unknown environment 'qa'"),
+])
+def test_bad_compare_exits_2_at_once_with_one_line(args, expect):
+    result = invoke("plan", *args)
+    assert result.exit_code == 2, result.output
+    assert expect in result.stderr
+    assert "planning" not in result.output  # nothing ran
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_compare_table_renders_values_for_people(project_root):
+    result = invoke("plan", "--compare", "dev", "prod", root=project_root)
+    assert result.exit_code == 0, result.output
+    assert "database.multiAz" in result.stdout
+    assert "False" not in result.stdout and "True" not in result.stdout
+    assert "{'" not in result.stdout and "[{" not in result.stdout
+
+
+def test_plan_json_is_deterministic_with_whole_numbers_as_integers(project_root):
+    first = invoke("plan", "--env", "staging", "--output", "json", root=project_root)
+    second = invoke("plan", "--env", "staging", "--output", "json", root=project_root)
+    assert first.exit_code == second.exit_code == 0, first.output + second.output
+    assert first.stdout == second.stdout
+    resources = json.loads(first.stdout)["resources"]
+    db = next(r for r in resources if r["type"] == "aws:rds/instance:Instance")
+    assert isinstance(db["inputs"]["allocatedStorage"], int)
+    key = next(r for r in resources if r["type"] == "aws:kms/key:Key")
+    assert key["inputs"]["deletionWindowInDays"] == 30 and isinstance(key["inputs"]["deletionWindowInDays"], int)
+    assert ".0," not in first.stdout and ".0\n" not in first.stdout
+
+
+def test_help_shows_no_bool_metavar_and_the_secret_marker():
+    result = invoke("plan", "--help")
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output
+    assert '"[secret]"' in result.output
+    root = invoke("--help")
+    assert "<bool>" not in root.output and "(soon)" not in root.output
+
+
+def test_local_state_dir_help_is_about_the_local_estate():
+    for sub in ("up", "status", "down"):
+        result = invoke("local", sub, "--help")
+        assert result.exit_code == 0
+        assert "Secrets Manager" not in result.output and "dev/staging/prod" not in result.output
+        assert "TALY_LOCAL_STATE" in result.output
+
+
+def _taly_exe() -> str:
+    return shutil.which("taly", path=str(Path(sys.executable).parent)) or "taly"
+
+
+def test_bash_completion_script_is_shown_and_completes():
+    script = subprocess.run([_taly_exe(), "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0, script.stderr
+    assert "_TALY_COMPLETE=complete_bash" in script.stdout and "complete -o default -F _taly_completion taly" in script.stdout
+    # What bash runs on <TAB>: the script calls taly with these variables set.
+    words = subprocess.run([_taly_exe()], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "_TALY_COMPLETE": "complete_bash", "COMP_WORDS": "taly drill re",
+                                "COMP_CWORD": "2"})
+    assert set(words.stdout.split()) == {"restore", "reap"}, words.stdout + words.stderr
+
+
+def test_documented_redirects_write_into_directories_a_fresh_clone_has(project_root):
+    """`pulumi stack output ... > contracts/dev.json` must work right after `git clone`."""
+    import re
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=project_root, capture_output=True, text=True,
+                             check=True).stdout.split()
+    tracked_dirs = {str(Path(f).parent) for f in tracked}
+    targets = [m for doc in ("README.md", "docs/operations.md")
+               for m in re.findall(r"^[^#\n]*?[^>]> ([\w./-]+)", (project_root / doc).read_text(), re.M)]
+    assert "contracts/dev.json" in targets
+    for target in targets:
+        parent = str(Path(target).parent)
+        assert parent == "." or parent in tracked_dirs, f"{target}: {parent}/ is not in the repository"

@@ -7,12 +7,12 @@ from typing import Optional
 import typer
 
 from ..errors import BadInput
-from ..render import Output, console, emit
+from ..render import Output, column, console, emit, human, table
 from ..project import project_root
 
 
 def plan(
-    env: str = typer.Option("all", "--env", "-e", help="dev, staging, prod or all."),
+    env: Optional[str] = typer.Option(None, "--env", "-e", help="dev, staging, prod or all (the default)."),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table for people, json for machines."),
     compare: Optional[tuple[str, str]] = typer.Option(
         None, "--compare", metavar="ENV ENV", help="Show the settings and resource counts that differ between two environments."
@@ -21,28 +21,27 @@ def plan(
     """Show every resource `pulumi up` would create, without Pulumi CLI, plugins or credentials.
 
     The real program runs under Pulumi's mocks. JSON for one environment is
-    {"environment", "resources": [{type, name, parent, inputs, ...}]}; for --env all,
-    an object keyed by environment. Secret values appear as "[secret]".
+    {"environment", "resources": [{type, name, parent, inputs, ...}]}, resources in URN order, so two
+    plans diff line by line; for --env all, an object keyed by environment. Secret values appear as
+    "[secret]".
 
     Examples: taly plan --env prod; taly plan --env all -o json; taly plan --compare staging prod
     """
     from ..operations import plan as ops
 
-    root = project_root()
     if compare:
-        a, b = compare
-        for e in (a, b):
-            if e == "all":
-                raise BadInput("--compare takes two environment names, not 'all'")
-            ops.resolve_envs(e)
+        if env is not None:
+            raise BadInput("--env and --compare do not go together: --compare names its two environments")
+        a, b = ops.comparable_envs(*compare)
+        root = project_root()
         typer.echo(f"planning {a} and {b}…", err=True)
-        pa, pb = ops.plans(root, [a, b])
-        data = {"environments": [a, b], "settings": ops.compare_settings(pa.config, pb.config),
-                "resources": ops.compare_resources(pa, pb)}
+        data = ops.compare(root, a, b)
         emit(output, data, _compare_table)
         return
 
+    env = env or "all"
     envs = ops.resolve_envs(env)
+    root = project_root()
     typer.echo(f"planning {', '.join(envs)}: the real program under Pulumi's mocks, charts rendered by helm…", err=True)
     results = ops.plans(root, envs)
     if output == Output.json:
@@ -53,39 +52,39 @@ def plan(
 
 
 def _plan_table(results) -> None:
-    from rich.table import Table
-
     from ..operations.plan import summary
 
     out = console()
     for p in results:
-        table = Table(title=f"{p.environment}: {sum(1 for r in p.resources if r.custom)} resources", title_justify="left")
-        table.add_column("component")
-        table.add_column("type")
-        table.add_column("count", justify="right")
+        t = table(f"{p.environment}: {sum(1 for r in p.resources if r.custom)} resources")
+        column(t, "component")
+        column(t, "type", ident=True)
+        column(t, "count", justify="right")
         for component, types in summary(p).items():
             first = True
             for typ, count in types.items():
-                table.add_row(component if first else "", typ, str(count))
+                t.add_row(component if first else "", typ, str(count))
                 first = False
-            table.add_section()
-        out.print(table)
+            t.add_section()
+        out.print(t)
 
 
 def _compare_table(data) -> None:
-    from rich.table import Table
+    from rich.text import Text
 
     a, b = data["environments"]
     out = console()
-    settings = Table(title=f"settings that differ: {a} vs {b}", title_justify="left")
-    for col in ("setting", a, b):
-        settings.add_column(col)
+    settings = table(f"settings that differ: {a} vs {b}")
+    column(settings, "setting", ident=True)
+    for env in (a, b):
+        column(settings, env, overflow="fold")
     for row in data["settings"]:
-        settings.add_row(row["setting"], str(row[a]), str(row[b]))
+        settings.add_row(row["setting"], Text(human(row[a])), Text(human(row[b])))
     out.print(settings)
-    res = Table(title="resource counts that differ", title_justify="left")
-    for col in ("type", a, b):
-        res.add_column(col, justify="left" if col == "type" else "right")
+    res = table("resource counts that differ")
+    column(res, "type", ident=True)
+    for env in (a, b):
+        column(res, env, justify="right")
     for row in data["resources"]:
         res.add_row(row["type"], str(row[a]), str(row[b]))
     out.print(res)

@@ -48,6 +48,22 @@ def redact(value: Any) -> Any:
     return _asset(value)
 
 
+def whole_numbers(value: Any) -> Any:
+    """Integral floats back to ints, recursively.
+
+    Inputs cross Pulumi's wire as a protobuf Struct, where every number is a double: the program's
+    `allocated_storage=200` arrives as 200.0. The engine writes such a number as `200` (JSON from
+    Go's float64), and so does the plan.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    return value
+
+
 def _asset(value: Any) -> Any:
     """A Pulumi asset or archive (a Lambda function's code) as plain data: what it holds, not its bytes."""
     import pulumi
@@ -194,7 +210,7 @@ class RecordingMonitor(MockMonitor):
                 parent=parent,
                 urn=self.make_urn(request.parent, request.type, request.name),
                 parent_urn=request.parent if parent else None,
-                inputs=redact(inputs),
+                inputs=redact(whole_numbers(inputs)),
                 custom=bool(request.custom),
                 protect=bool(request.protect),
                 ignore_changes=list(request.ignoreChanges),

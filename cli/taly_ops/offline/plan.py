@@ -92,8 +92,10 @@ def run_program(config: StackConfig) -> Plan:
             pulumi.Output.from_input(value).apply(lambda v, k=key: exported.__setitem__(k, v))
 
     _sync_await(run_pulumi_func(run))
+    # Registrations arrive in the order their inputs resolve, which varies run to run: sort by URN
+    # (unique, and it groups children under their component's type), so plans diff cleanly.
     resources = [
         PlannedResource(r.type, r.name, r.parent, r.inputs, r.urn, r.parent_urn, r.custom, r.protect, r.ignore_changes)
-        for r in monitor.registrations
+        for r in sorted(monitor.registrations, key=lambda r: r.urn)
     ]
     return Plan(config.environment, config, resources, exported)

@@ -73,6 +73,25 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: data}
 
 
+def comparable_envs(a: str, b: str) -> tuple[str, str]:
+    """The two environments of `--compare`, checked before anything runs: known, not 'all', not the same."""
+    for env in (a, b):
+        if env == "all":
+            raise BadInput("--compare takes two environment names, not 'all'")
+        resolve_envs(env)
+    if a == b:
+        raise BadInput(f"--compare takes two different environments, got '{a}' twice; "
+                       f"known: {', '.join(ENVIRONMENTS)}")
+    return a, b
+
+
+def compare(root: Path, a: str, b: str) -> dict[str, Any]:
+    """The settings and the resource counts that differ between two environments' plans."""
+    pa, pb = plans(root, [a, b])
+    return {"environments": [a, b], "settings": compare_settings(pa.config, pb.config),
+            "resources": compare_resources(pa, pb)}
+
+
 def compare_settings(a: StackConfig, b: StackConfig) -> list[dict[str, Any]]:
     """Settings whose values differ between two environments, as `key`, `a`, `b` rows."""
     fa = _flatten(a.model_dump(by_alias=True, mode="json"))
