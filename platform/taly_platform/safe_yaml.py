@@ -8,6 +8,7 @@ safe against what a user can hand it:
   then reach an error message whole). A document's aliases may add at most `ALIAS_BUDGET` nodes to
   it; recursive aliases are refused. Anchors and modest aliases (`<<: *defaults`) still work.
 - a directory, a binary or non-UTF-8 file, a FIFO or a huge file: refused before parsing.
+- a key given twice in one mapping (YAML would keep the last one without a word).
 
 Errors are `YamlError`s whose text is `file[:line]: problem`, for the caller to turn into its exit code.
 """
@@ -20,7 +21,26 @@ from typing import Any, Iterator
 
 import yaml
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML has it: much faster
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """Safe loading that refuses a mapping key given twice (YAML keeps the last one, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if (key_node.tag, key_node.value) in seen:
+                raise _DuplicateKey(key_node)
+            seen.add((key_node.tag, key_node.value))
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key_node: yaml.ScalarNode) -> None:
+        self.key, self.line = key_node.value, key_node.start_mark.line + 1
 
 ALIAS_BUDGET = 10_000  # nodes that aliases may add to a document beyond its own
 MAX_BYTES = 8 * 1024 * 1024  # far above any config file the project reads
@@ -99,6 +119,8 @@ def _documents(text: str, source: str) -> Iterator[tuple[Any, yaml.Node]]:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise YamlError(source, f"broken YAML: {problem}", mark.line + 1 if mark else None) from None
+    except _DuplicateKey as exc:
+        raise YamlError(source, f"key {exc.key!r} is given twice in one mapping", exc.line) from None
     except RecursionError:
         raise YamlError(source, "nested too deeply to be a configuration") from None
     finally:

@@ -97,3 +97,9 @@ def test_directory_missing_file_and_fifo(tmp_path: Path) -> None:
 def test_deep_nesting_is_one_line_not_a_crash() -> None:
     with pytest.raises(YamlError, match="nested too deeply|broken YAML"):
         loads("[" * 100_000 + "]" * 100_000, "deep.yaml")
+
+
+def test_a_key_given_twice_is_refused_but_merge_keys_may_be_overridden() -> None:
+    with pytest.raises(YamlError, match=r"^f.yaml:3: key 'a' is given twice in one mapping$"):
+        loads("a: 1\nb: 2\na: 3\n", "f.yaml")
+    assert loads("d: &d {a: 1}\ne: {<<: *d, a: 2}\n", "f") == {"d": {"a": 1}, "e": {"a": 2}}

@@ -214,3 +214,121 @@ def test_cli_exits_2_with_one_line_on_a_damaged_stack_file(project_copy: Path, d
         (line,) = [x for x in result.stderr.splitlines() if not x.startswith("planning ")]
         assert line.startswith("error: stacks/Pulumi.prod.yaml") and len(line) < 300
         assert "internal error" not in result.output
+
+
+# --- the reference page, generated from the model ------------------------------------------------------
+
+def test_stack_config_page_is_generated_from_the_model(project_root: Path) -> None:
+    from taly_platform.stackdoc import generate
+
+    page = project_root / "docs" / "stack-config.md"
+    assert page.read_text() == generate(), "docs/stack-config.md is stale: run python -m taly_platform.stackdoc --write"
+
+
+def _models(model, seen=None):
+    import typing
+
+    from pydantic import BaseModel
+
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return seen
+    seen.add(model)
+    for field in model.model_fields.values():
+        for arg in (field.annotation, *typing.get_args(field.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                _models(arg, seen)
+    return seen
+
+
+def test_every_setting_has_a_description() -> None:
+    from taly_platform.config import StackConfig
+
+    undescribed = [f"{m.__name__}.{name}" for m in _models(StackConfig)
+                   for name, field in m.model_fields.items() if not (field.description or "").strip()]
+    assert undescribed == []
+
+
+def _keys(prefix: str, value) -> list[str]:
+    if isinstance(value, dict):
+        return [k for key, v in value.items() for k in _keys(f"{prefix}.{key}", v)] or [prefix]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [k for v in value for k in _keys(f"{prefix}[]", v)]
+    return [prefix]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_key_of_the_shipped_stack_files_is_on_the_page(project_root: Path, env: str) -> None:
+    import yaml
+
+    page = (project_root / "docs" / "stack-config.md").read_text()
+    config = yaml.safe_load((project_root / "stacks" / f"Pulumi.{env}.yaml").read_text())["config"]
+    keys = [k.replace("[].", "[].") for top, value in config.items() for k in _keys(top, value)]
+    missing = []
+    for key in keys:
+        # a node group's keys are documented once, under taly:cluster.nodeGroups[]
+        documented = key.replace("nodeGroups[].", "nodeGroups.") if "nodeGroups[]" in key else key
+        if f"`{key}`" not in page and f"`{documented}`" not in page:
+            missing.append(key)
+    assert missing == []
+
+
+# --- the seeds' numbers, held by the model ---------------------------------------------------------------
+
+@pytest.mark.parametrize("section, setting, problem", [
+    ("taly:edge", "rateLimitPerMinute: 500", "less than or equal to 100"),       # seeds: 100 requests a minute per user
+    ("taly:backup", "rpoMinutes: 120", "less than or equal to 60"),               # seeds: RPO < 1 h
+    ("taly:backup", "rtoMinutes: 60", "less than or equal to 15"),                # seeds: RTO < 15 min
+    ("taly:backup", 'schedule: "cron(0 3 ? * MON *)"', "at least daily"),         # seeds: daily automated backups
+    ("taly:backup", "retentionDays: 3", "greater than or equal to 7"),            # seeds: 7-day retention at least
+    ("taly:backup", "copyRetentionDays: 1", "greater than or equal to 7"),
+])
+def _set(root: Path, env: str, section: str, setting: str) -> None:
+    """Set `setting` ("key: value") under `section` of a stack file, replacing the key when it is there."""
+    import re
+
+    path = root / "stacks" / f"Pulumi.{env}.yaml"
+    text = path.read_text()
+    key = setting.split(":")[0]
+    block = re.search(rf"^  {re.escape(section)}:\n((?:    .*\n)*)", text, re.M)
+    if block is None:
+        text += f"  {section}:\n    {setting}\n"
+    elif re.search(rf"^    {key}:.*$", block.group(1), re.M):
+        body = re.sub(rf"^    {key}:.*$", f"    {setting}", block.group(1), count=1, flags=re.M)
+        text = text[:block.start(1)] + body + text[block.end(1):]
+    else:
+        text = text[:block.start(1)] + f"    {setting}\n" + text[block.start(1):]
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("section, setting, problem", [
+    ("taly:edge", "rateLimitPerMinute: 500", "less than or equal to 100"),       # seeds: 100 requests a minute per user
+    ("taly:backup", "rpoMinutes: 120", "less than or equal to 60"),               # seeds: RPO < 1 h
+    ("taly:backup", "rtoMinutes: 60", "less than or equal to 15"),                # seeds: RTO < 15 min
+    ("taly:backup", 'schedule: "cron(0 3 ? * MON *)"', "at least daily"),         # seeds: daily automated backups
+    ("taly:backup", "retentionDays: 3", "greater than or equal to 7"),            # seeds: 7-day retention at least
+    ("taly:backup", "copyRetentionDays: 1", "greater than or equal to 7"),
+])
+def test_seed_numbers_are_limits_of_the_stack_config(project_copy: Path, section: str, setting: str, problem: str) -> None:
+    _set(project_copy, "staging", section, setting)
+    with pytest.raises(StackConfigError, match=problem) as err:
+        load_stack(project_copy, "staging")
+    assert err.value.key == f"{section}.{setting.split(':')[0]}"
+    assert err.value.line == _line(project_copy, "staging", setting.split(":")[0] + ":")
+
+
+@pytest.mark.parametrize("section, setting", [
+    ("taly:edge", "rateLimitPerMinute: 100"), ("taly:edge", "rateLimitPerMinute: 50"),
+    ("taly:backup", "rpoMinutes: 60"), ("taly:backup", "rtoMinutes: 15"),
+    ("taly:backup", 'schedule: "cron(0 */6 * * ? *)"'), ("taly:backup", "retentionDays: 7"),
+])
+def test_seed_numbers_at_or_inside_the_limit_pass(project_copy: Path, section: str, setting: str) -> None:
+    _set(project_copy, "staging", section, setting)
+    load_stack(project_copy, "staging")
+
+
+def test_a_key_given_twice_is_refused_with_its_line(project_copy: Path) -> None:
+    _edit(project_copy, "prod", "    readReplicas: 2\n", "    readReplicas: 2\n    readReplicas: 0\n")
+    with pytest.raises(StackConfigError, match="'readReplicas' is given twice") as err:
+        load_stack(project_copy, "prod")
+    assert err.value.line == _line(project_copy, "prod", "readReplicas: 0")
