@@ -20,6 +20,14 @@ from taly_ops.policy.pack import all_rules
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+RDS = "aws:rds/instance:Instance"
+PLAN = "aws:backup/plan:Plan"
+ACL = "aws:wafv2/webAcl:WebAcl"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+ALERTS = "aws:amp/ruleGroupNamespace:RuleGroupNamespace"
+NAT = "aws:ec2/natGateway:NatGateway"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 
 
 def _workload(name: str = "content") -> list[Subject]:
@@ -51,11 +59,12 @@ def compliant(plans) -> StackView:
     return view
 
 
-def _edit(type_token: str, change: Callable[[Subject], Subject], only_first: bool = True):
+def _edit(type_token: str, change: Callable[[Subject], Subject], only_first: bool = True,
+          where: Callable[[Subject], bool] = lambda r: True):
     def mutate(view: StackView) -> StackView:
         out, done = [], False
         for r in view.resources:
-            if r.type == type_token and not (only_first and done):
+            if r.type == type_token and where(r) and not (only_first and done):
                 r, done = change(replace(r, props=copy.deepcopy(r.props))), True
             out.append(r)
         assert done, f"no {type_token} to break"
@@ -75,10 +84,39 @@ def _props(**changes) -> Callable[[Subject], Subject]:
     return change
 
 
-def _drop_type(type_token: str):
+def _drop_type(type_token: str, where: Callable[[Subject], bool] = lambda r: True):
     def mutate(view: StackView) -> StackView:
-        return StackView(view.environment, [r for r in view.resources if r.type != type_token])
+        kept = [r for r in view.resources if not (r.type == type_token and where(r))]
+        assert len(kept) < len(view.resources), f"no {type_token} to drop"
+        return StackView(view.environment, kept)
     return mutate
+
+
+def _annotate(**changes: str | None) -> Callable[[Subject], Subject]:
+    """Change an Ingress's ALB annotations (keys without the alb.ingress.kubernetes.io/ prefix)."""
+    def change(r: Subject) -> Subject:
+        notes = r.props["metadata"]["annotations"]
+        for key, value in changes.items():
+            key = f"alb.ingress.kubernetes.io/{key.replace('_', '-')}"
+            if value is None:
+                notes.pop(key, None)
+            else:
+                notes[key] = value
+        return r
+    return change
+
+
+def _alert_rules(old: str, new: str) -> Callable[[Subject], Subject]:
+    def change(r: Subject) -> Subject:
+        assert old in r.props["data"]
+        r.props["data"] = r.props["data"].replace(old, new, 1)
+        return r
+    return change
+
+
+def _admin_policy(r: Subject) -> Subject:
+    r.props["policy"] = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+    return r
 
 
 def _container(**changes):
@@ -130,7 +168,74 @@ BREAKS: dict[str, Callable[[StackView], StackView]] = {
     "k8s-no-latest-tag": _edit(DEPLOYMENT, _container(image="registry.example/taly/content:latest")),
     "k8s-prod-hpa-min": _edit(HPA, _props(spec__minReplicas=2)),
     "k8s-pdb-per-deployment": _drop_type(PDB),
+    # --- the seeds' numbers and AWS FSBP controls (docs/policy-seeds.md) ---
+    "s3-lifecycle": _edit(LIFECYCLE, _props(rules__0__noncurrentVersionExpiration=None)),
+    "s3-media-tiering": _edit(LIFECYCLE, _props(rules__0__transitions__1__days=180), where=lambda r: "media" in r.name),
+    "s3-prod-backups-replicated": _drop_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig"),
+    "rds-prod-read-replica": _drop_type(RDS, where=lambda r: bool(r.props.get("replicateSourceDb"))),
+    "rds-prod-cross-region-backups": _drop_type(
+        "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication"),
+    "rds-logs-exported": _edit(RDS, _props(enabledCloudwatchLogsExports=["upgrade"])),
+    "rds-storage-autoscaling": _edit(RDS, _props(maxAllocatedStorage=200), where=lambda r: not r.props.get("replicateSourceDb")),
+    "minor-version-upgrades": _edit("aws:mq/broker:Broker", _props(autoMinorVersionUpgrade=False)),
+    "redis-hourly-snapshots": _edit("aws:scheduler/schedule:Schedule", _props(scheduleExpression="rate(1 day)")),
+    "backup-plan-retention": _edit(PLAN, _props(rules__0__lifecycle__deleteAfter=14)),
+    "backup-covers-databases": _drop_type("aws:backup/selection:Selection"),
+    "backup-vault-encrypted": _edit("aws:backup/vault:Vault", _props(kmsKeyArn=None)),
+    "backup-prod-cross-region-copy": _edit(PLAN, _props(rules__0__copyActions=[])),
+    "kms-prod-deletion-window": _edit("aws:kms/key:Key", _props(deletionWindowInDays=7)),
+    "sns-encrypted": _edit("aws:sns/topic:Topic", _props(kmsMasterKeyId=None)),
+    "waf-rate-limit": _edit(ACL, _props(rules__0__statement__rateBasedStatement__limit=500)),
+    "waf-managed-rules": _edit(ACL, _props(rules__1__overrideAction={"count": {}})),
+    "waf-logging": _drop_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"),
+    "iam-no-admin": _edit("aws:iam/rolePolicy:RolePolicy", _admin_policy),
+    "eks-prod-nodes-multi-az": _edit("aws:eks/nodeGroup:NodeGroup", _props(scalingConfig__minSize=1)),
+    "vpc-default-sg-closed": _edit("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", _props(
+        egress=[{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}])),
+    "vpc-flow-logs": _drop_type("aws:ec2/flowLog:FlowLog"),
+    "subnets-no-public-ip": _edit("aws:ec2/subnet:Subnet", _props(mapPublicIpOnLaunch=True)),
+    "vpc-prod-multi-az": _drop_type(NAT, where=lambda r: not r.name.endswith("1a")),
+    "alerts-seed-thresholds": _edit(ALERTS, _alert_rules("service:http_error_ratio:rate5m > 0.05",
+                                                         "service:http_error_ratio:rate5m > 0.5")),
+    "alarms-seed-thresholds": _edit(ALARM, _props(threshold=60), where=lambda r: r.name.endswith("replica-1-lag")),
+    "k8s-prod-hpa-max": _edit(HPA, _props(spec__maxReplicas=10)),
+    "k8s-hpa-targets": _edit(HPA, _props(spec__metrics__0__resource__target__averageUtilization=90)),
+    "k8s-rolling-update": _edit(DEPLOYMENT, _props(spec__strategy__rollingUpdate__maxUnavailable=1)),
+    "k8s-probe-timing": _edit(DEPLOYMENT, _container(livenessProbe__periodSeconds=30)),
+    "k8s-prod-zone-spread": _edit(DEPLOYMENT, _props(spec__template__spec__topologySpreadConstraints=[])),
+    "k8s-ingress-tls-waf": _edit(INGRESS, _annotate(wafv2_acl_arn=None)),
 }
+
+# More ways to break some rules: each must fail the rule too.
+MORE_BREAKS: list[tuple[str, str, Callable[[StackView], StackView]]] = [
+    ("cloudtrail-on", "logging switched off", _edit("aws:cloudtrail/trail:Trail", _props(enableLogging=False))),
+    ("cloudtrail-on", "no global service events", _edit("aws:cloudtrail/trail:Trail", _props(includeGlobalServiceEvents=False))),
+    ("waf-rate-limit", "100 per 30 s is 200 a minute",
+     _edit(ACL, _props(rules__0__statement__rateBasedStatement__evaluationWindowSec=30))),
+    ("waf-rate-limit", "only counted", _edit(ACL, _props(rules__0__action={"count": {}}))),
+    ("backup-plan-retention", "weekly", _edit(PLAN, _props(rules__0__schedule="cron(0 3 ? * SUN *)"))),
+    ("backup-plan-retention", "no plan", _drop_type(PLAN)),
+    ("rds-prod-cross-region-backups", "kept 3 days",
+     _edit("aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication", _props(retentionPeriod=3))),
+    ("redis-hourly-snapshots", "no schedule", _drop_type("aws:scheduler/schedule:Schedule")),
+    ("vpc-prod-multi-az", "two zones", _drop_type("aws:ec2/subnet:Subnet", where=lambda r: r.name.endswith("1c"))),
+    ("eks-prod-nodes-multi-az", "one subnet", _edit("aws:eks/nodeGroup:NodeGroup", _props(subnetIds=["subnet-a"]))),
+    ("alerts-seed-thresholds", "no replication lag alert", _edit(ALERTS, _alert_rules("alert: DatabaseReplicationLag",
+                                                                                      "alert: SomethingElse"))),
+    ("alerts-seed-thresholds", "low disk at 2 %", _edit(ALERTS, _alert_rules("< 0.10", "< 0.02"))),
+    ("alarms-seed-thresholds", "a replica without a lag alarm", _drop_type(ALARM, where=lambda r: r.name.endswith("replica-2-lag"))),
+    ("alarms-seed-thresholds", "an alarm that tells nobody", _edit(ALARM, _props(alarmActions=[]))),
+    ("k8s-probe-timing", "5 failures", _edit(DEPLOYMENT, _container(readinessProbe__failureThreshold=5))),
+    ("k8s-hpa-targets", "no memory metric", _edit(HPA, _props(spec__metrics=[
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]))),
+    ("k8s-ingress-tls-waf", "TLS 1.0 policy", _edit(INGRESS, _annotate(ssl_policy="ELBSecurityPolicy-2016-08"))),
+    ("k8s-ingress-tls-waf", "plain HTTP", _edit(INGRESS, _annotate(ssl_redirect=None))),
+    ("s3-prod-backups-replicated", "to the same region", _edit(
+        "aws:s3/bucket:Bucket", _props(region=None), where=lambda r: r.name.endswith("backups-dr"))),
+    ("iam-no-admin", "a list of actions with *", _edit("aws:iam/rolePolicy:RolePolicy", lambda r: replace(r, props={
+        **r.props, "policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "*"],
+                                                        "Resource": ["*"]}]})}))),
+]
 
 
 def _status(view: StackView, rule_id: str) -> str:
@@ -153,6 +258,18 @@ def test_every_rule_has_a_breaking_case():
 def test_rule_passes_on_the_compliant_plan_and_fails_on_the_violating_one(compliant, rule_id):
     assert _status(compliant, rule_id) == "pass"
     assert _status(BREAKS[rule_id](compliant), rule_id) == "fail"
+
+
+@pytest.mark.parametrize("rule_id, how", [(r, h) for r, h, _ in MORE_BREAKS])
+def test_rule_fails_on_more_ways_to_break_it(compliant, rule_id, how):
+    (breaker,) = [b for r, h, b in MORE_BREAKS if (r, h) == (rule_id, how)]
+    assert _status(breaker(compliant), rule_id) == "fail"
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_every_shipped_stack_passes_every_rule(plans, env):
+    report = evaluate(view_of(plans[env]))
+    assert [(r.id, r.violations) for r in report.results if r.status != "pass"] == []
 
 
 def test_prod_only_rules_do_not_apply_to_dev(compliant):
@@ -252,7 +369,7 @@ def test_cli_list(project_root):
     assert all({"id", "severity", "rationale"} <= set(r) for r in rules)
 
 
-def test_rules_modules_import_only_the_model_and_nothing_imports_back():
+def test_rules_modules_import_only_the_model_and_resources_and_nothing_imports_back():
     """No registration by import side effect: rules modules list their RULES, the pack collects them."""
     import ast
     from pathlib import Path
@@ -268,9 +385,61 @@ def test_rules_modules_import_only_the_model_and_nothing_imports_back():
 
     folder = Path(package.__file__).parent
     imports = {p.stem: siblings(p) for p in folder.glob("*.py") if p.stem != "__init__"}
-    assert imports["model"] == set()
+    assert imports["model"] == set() and imports["resources"] == {"model"}
     for name in imports:
         if name.startswith("rules_"):
-            assert imports[name] == {"model"}, name
+            assert imports[name] <= {"model", "resources"}, name
             assert name in imports["pack"]
     assert "pack" not in imports["model"] | {m for n, i in imports.items() if n.startswith("rules_") for m in i}
+
+
+# Careless changes to prod's stack file, each breaking one of the seeds' numbers, all in one file: the real
+# program runs on it (offline plan) and exactly the rules that guard those numbers fail.
+CARELESS_PROD_CHANGES = [
+    ("    readReplicas: 2\n", "    readReplicas: 0\n", "rds-prod-read-replica"),
+    ("    crossRegionBackupReplication: true\n", "    crossRegionBackupReplication: false\n", "rds-prod-cross-region-backups"),
+    ("    snapshotRetentionDays: 14\n", "    snapshotRetentionDays: 14\n    hourlySnapshots: false\n", "redis-hourly-snapshots"),
+    ("    retentionDays: 35\n", "    retentionDays: 14\n", "backup-plan-retention"),
+    ("    crossRegionCopy: true\n", "    crossRegionCopy: false\n", "backup-prod-cross-region-copy"),
+    ("    backupsCrossRegionReplication: true\n", "    backupsCrossRegionReplication: false\n", "s3-prod-backups-replicated"),
+    ("    natGateways: onePerAz\n", "    natGateways: single\n", "vpc-prod-multi-az"),
+    ("        minSize: 3\n", "        minSize: 1\n", "eks-prod-nodes-multi-az"),
+    ("      maxReplicas: 20\n", "      maxReplicas: 10\n      cpuTargetPercent: 90\n", "k8s-prod-hpa-max"),
+    ("  taly:protection:\n", "  taly:edge:\n    managedRuleGroups: [AWSManagedRulesSQLiRuleSet]\n  taly:protection:\n",
+     "waf-managed-rules"),
+]
+
+
+def test_careless_prod_changes_fail_the_rules_that_hold_the_seeds_numbers(tmp_path, project_root):
+    import shutil
+
+    from taly_ops.operations.policy import check
+
+    shutil.copy(project_root / "Pulumi.yaml", tmp_path)
+    shutil.copytree(project_root / "stacks", tmp_path / "stacks")
+    prod = tmp_path / "stacks" / "Pulumi.prod.yaml"
+    text = prod.read_text()
+    for old, new, _ in CARELESS_PROD_CHANGES:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    prod.write_text(text)
+    (report,) = check(tmp_path, ["prod"])
+    failed = {r.id for r in report.results if r.status == "fail"}
+    assert not report.passed
+    # cpuTargetPercent: 90 fails k8s-hpa-targets too (the seeds' 70 %).
+    assert failed == {rule for _, _, rule in CARELESS_PROD_CHANGES} | {"k8s-hpa-targets"}
+
+
+def test_the_seeds_page_names_every_rule_and_only_rules_that_exist(project_root):
+    import re
+
+    page = (project_root / "docs" / "policy-seeds.md").read_text()
+    named = set(re.findall(r"`([a-z0-9]+(?:-[a-z0-9]+)+)`", page))
+    ids = {r.id for r in all_rules()}
+    assert ids - named == set(), "rules missing from docs/policy-seeds.md"
+    assert named - ids == set(), "docs/policy-seeds.md names rules that do not exist"
+
+
+def test_readme_states_the_rule_count(project_root):
+    readme = (project_root / "README.md").read_text()
+    assert f"# {len(all_rules())} rules, mandatory or advisory" in readme

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from functools import cache
 
-from . import rules_aws, rules_k8s
+from . import rules_data, rules_k8s, rules_network, rules_observability, rules_recovery, rules_security, rules_storage
 from .model import Rule
 
-MODULES = (rules_aws, rules_k8s)
+MODULES = (rules_storage, rules_data, rules_recovery, rules_security, rules_network, rules_observability, rules_k8s)
 
 
 @cache

@@ -154,6 +154,16 @@ class Storage(pulumi.ComponentResource):
             bucket_name=suffix.apply(lambda a: f"{n}-backups-dr-{a}"), kms_key_arn=args.dr_backup_key_arn,
             tags={**args.tags, "purpose": "backups-dr"}, protect=args.protect, region=args.dr_region,
         ), opts=child(self))
+        # Replicated deletes leave old versions behind in the copy too; they expire as in the source (AWS FSBP S3.13).
+        aws.s3.BucketLifecycleConfiguration(
+            f"{n}-backups-dr-lifecycle", bucket=replica.bucket.id, region=args.dr_region,
+            rules=[{
+                "id": "expire-old-versions", "status": "Enabled", "filter": {"prefix": ""},
+                "noncurrent_version_expiration": {"noncurrent_days": args.config.noncurrent_version_expiry_days},
+                "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+            }],
+            opts=child(self, depends_on=[replica.versioning]),
+        )
         role = aws.iam.Role(f"{n}-backups-replication", assume_role_policy=assume_role_policy("s3.amazonaws.com"),
                             tags=args.tags, opts=child(self))
         src, dst = self.backups.arn, replica.arn
