@@ -1,12 +1,14 @@
 """`taly local`: the real servers, started by the same launcher code the CLI uses, into a temporary state dir.
 
-One estate for the module (about 10 s up, 8 s down). The last test takes it down and checks that no
-recorded process survives; the fixture's finalizer takes it down in any case.
+What only looks runs against the session's shared estate (conftest.py `local_estate`). What kills
+components or takes the estate down has an estate of its own (`own`, small): the restart of stopped
+components, then `down`, last.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import urllib.request
@@ -16,20 +18,25 @@ import pytest
 from typer.testing import CliRunner
 
 from taly_ops.app import app
+from taly_ops.errors import BadInput
 from taly_ops.local import estate, postgres, prometheus, rabbitmq, redis, sample_data, supervisor
 from taly_ops.local.state import STATE_FILE, Component, State, load
 
-from estate_fixture import start_local_estate  # noqa: E402
-
 pytestmark = pytest.mark.integration
 
-SIZE = 10_000
 COMPONENTS = set(estate.ORDER)
+OWN_SIZE = 1_000
+
+
+@pytest.fixture
+def local(local_estate) -> State:
+    return local_estate
 
 
 @pytest.fixture(scope="module")
-def local(request):
-    return start_local_estate(request, "taly-local-test-", SIZE)
+def own(estate_factory) -> State:
+    """The module's own estate, for the tests that kill its components and take it down."""
+    return estate_factory("taly-local-test-", OWN_SIZE)
 
 
 def _pg(state: State, role: str = "primary", dbname: str = "taly") -> str:
@@ -72,7 +79,7 @@ def test_postgres_replica_streams_and_holds_the_sample_data(local):
 
     primary = sample_data.fingerprint(_pg(local))
     total = sum(count for count, _ in primary.values())
-    assert 9_500 <= total <= 10_500, primary
+    assert total == local.size, primary
     assert all(count > 0 for count, _ in primary.values()), primary
     assert sample_data.fingerprint(_pg(local, "replica")) == primary  # replicated, row for row
 
@@ -80,8 +87,11 @@ def test_postgres_replica_streams_and_holds_the_sample_data(local):
 def test_sample_data_is_deterministic(local):
     """A second build of the same size, in a second database, is identical row for row."""
     postgres._query(_pg(local, dbname="postgres"), "CREATE DATABASE taly_rebuild")
-    sample_data.load(_pg(local, dbname="taly_rebuild"), SIZE)
-    assert sample_data.fingerprint(_pg(local, dbname="taly_rebuild")) == sample_data.fingerprint(_pg(local))
+    try:
+        sample_data.load(_pg(local, dbname="taly_rebuild"), local.size)
+        assert sample_data.fingerprint(_pg(local, dbname="taly_rebuild")) == sample_data.fingerprint(_pg(local))
+    finally:
+        postgres._query(_pg(local, dbname="postgres"), "DROP DATABASE taly_rebuild")
 
 
 def test_redis_replica_is_linked(local):
@@ -178,17 +188,19 @@ def test_status_json_shape_through_the_cli(local):
 
 def test_second_up_is_idempotent(local):
     before = {c.name: c.pid for c in load(local.state_dir).components}
-    again = estate.up(local.state_dir, size=SIZE)
+    again = estate.up(local.state_dir, size=local.size)
     assert again.already_running
     assert {c.name: c.pid for c in again.state.components} == before
 
 
-def test_stale_state_file_is_detected_and_cleaned(tmp_path):
+def test_a_state_file_up_cannot_restart_from_is_refused_and_left_for_down(tmp_path):
+    """A state file without recorded ports (an older taly, or an `up` that never finished) is not replaced:
+    `up` refuses (exit 2) naming `taly local down`, and touches nothing; `down` then stops what is left."""
     gone = subprocess.Popen(["true"])
     gone.wait()
     survivor = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        state = State(state_dir=tmp_path, phase="running", size=SIZE, components=[
+        state = State(state_dir=tmp_path, phase="running", size=OWN_SIZE, components=[
             Component("redis-primary", gone.pid, 6390, pgid=gone.pid),
             Component("moto", survivor.pid, 6391, start_time=supervisor.start_time(survivor.pid), pgid=survivor.pid),
         ])
@@ -200,15 +212,70 @@ def test_stale_state_file_is_detected_and_cleaned(tmp_path):
         assert code == 1
         assert {c["name"]: c["status"] for c in data["components"]} == {"redis-primary": "stopped", "moto": "running"}
 
-        running, cleaned = estate.reconcile(tmp_path)
-        assert running is None and set(cleaned) == {"redis-primary", "moto"}
-        assert not supervisor.alive(survivor.pid)  # what was left of it is stopped
+        with pytest.raises(BadInput, match="did not record its ports") as refused:
+            estate.reconcile(tmp_path)
+        assert f"taly local down --state-dir {tmp_path}" in refused.value.hint
+        assert supervisor.alive(survivor.pid)  # nothing was stopped
+        assert (tmp_path / STATE_FILE).exists() and (tmp_path / "redis" / "primary").is_dir()
+
+        result = estate.down(tmp_path)  # asked for: what is left of it is stopped, its files removed
+        assert {s["name"] for s in result.stopped} == {"redis-primary", "moto"}
+        assert not supervisor.alive(survivor.pid)
         assert not (tmp_path / STATE_FILE).exists()
         assert not (tmp_path / "redis").exists() and not (tmp_path / "logs").exists()
     finally:
         if survivor.poll() is None:
             survivor.kill()
             survivor.wait()
+
+
+def test_up_restarts_what_stopped_on_the_same_ports_over_the_same_data(own):
+    """Issue 10 item 4: with the Redis replica (and the PostgreSQL primary) killed, `up` used to call the state
+    file stale, stop everything and start a new estate on new ports: every backup and drill history gone."""
+    import signal
+
+    from taly_ops.local import aws_emulator
+
+    before = {c.name: c for c in load(own.state_dir).components}
+    bucket = own.contract["buckets"]["backups"]
+    s3 = aws_emulator.client("s3", own.endpoints["aws"]["endpoint_url"])
+    s3.put_object(Bucket=bucket, Key="backups/kept/manifest.json", Body=b"{}")
+    postgres._query(_pg(own), "CREATE TABLE kept_across_restart (n int); INSERT INTO kept_across_restart VALUES (42)")
+    fingerprint = sample_data.fingerprint(_pg(own))
+    # The estate commits asynchronously (synchronous_commit = off): wait until the write left the primary.
+    deadline = time.monotonic() + 20
+    while postgres._query(_pg(own, "replica"), "SELECT count(*) FROM pg_class WHERE relname = 'kept_across_restart'") \
+            != [(1,)]:
+        assert time.monotonic() < deadline, "the write never reached the replica"
+        time.sleep(0.1)
+    for name in ("redis-replica", "postgres-primary"):
+        os.kill(before[name].pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while supervisor.alive(before["redis-replica"].pid) or supervisor.alive(before["postgres-primary"].pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    result = CliRunner().invoke(app, ["local", "up", "--state-dir", str(own.state_dir), "--size", str(OWN_SIZE),
+                                      "-o", "json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    after = {c.name: c for c in load(own.state_dir).components}
+    assert {n: c.port for n, c in after.items()} == {n: c.port for n, c in before.items()}  # the same ports
+    assert s3.get_object(Bucket=bucket, Key="backups/kept/manifest.json")["Body"].read() == b"{}"
+    assert "stale" not in result.stderr
+    assert data["restarted"] == ["postgres-primary", "redis-replica"] and data["already_running"] is False
+    assert all(c.running for c in after.values())
+    assert {n: c.pid for n, c in after.items() if n not in data["restarted"]} == \
+        {n: c.pid for n, c in before.items() if n not in data["restarted"]}  # the rest untouched
+    assert postgres._query(_pg(own), "SELECT n FROM kept_across_restart") == [(42,)]  # the same data
+    assert sample_data.fingerprint(_pg(own)) == fingerprint
+    e = own.endpoints["redis"]
+    assert redis.info(e["replica"]["port"], e["password"])["master_link_status"] == "up"
+    postgres._query(_pg(own), "INSERT INTO kept_across_restart VALUES (43)")
+    deadline = time.monotonic() + 20  # the replica streams again from the restarted primary
+    while postgres._query(_pg(own, "replica"), "SELECT count(*) FROM kept_across_restart") != [(2,)]:
+        assert time.monotonic() < deadline, "the replica never caught up"
+        time.sleep(0.2)
 
 
 def _gone(pid: int) -> bool:
@@ -219,7 +286,8 @@ def _gone(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] in "ZX"  # a zombie waiting for init runs nothing
 
 
-def test_down_stops_every_recorded_process(local):
+def test_down_stops_every_recorded_process(own):
+    local = own
     components = load(local.state_dir).components
     pids = {c.name: c.pid for c in components}
     ports = [c.port for c in components]

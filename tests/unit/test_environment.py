@@ -135,3 +135,14 @@ def test_resolving_imports_no_aws_sdk(project):
                          env={"TALY_PROJECT_ROOT": str(project), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", ["up", "status", "down"])
+def test_local_commands_state_dir_help_is_about_the_local_estate_only(command):
+    """Issue 10 item 16: `local up|status|down --state-dir` talked about dev/staging/prod and $TALY_STATE_DIR."""
+    result = CliRunner().invoke(app, ["local", command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "state directory" in text and "TALY_LOCAL_STATE" in text
+    for word in ("dev/staging/prod", "staging", "prod", "TALY_STATE_DIR", "cloud"):
+        assert word not in text, (command, word)

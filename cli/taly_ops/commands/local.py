@@ -34,7 +34,9 @@ def up(
     """Start the local estate (or report it, if it already runs). Progress goes to stderr.
 
     Ports are chosen at run time; the endpoints and passwords are in the state file (mode 600).
-    JSON: {"components": [{name, pid, port, status, ...}], "endpoints", "already_running", "seconds"}.
+    Components of the estate that have stopped are started again, on the same ports over the same data;
+    an estate's data is only ever deleted by `taly local down`.
+    JSON: {"components": [{name, pid, port, status, ...}], "endpoints", "already_running", "restarted", "seconds"}.
     Exit 3 names the component that could not start and shows the end of its log.
     """
     from ..local import estate
@@ -112,7 +114,9 @@ def _table(data: dict[str, Any]) -> None:
         out.print(f"no local estate in {data['state_dir']}")
         return
     title = "local estate" + (" (already running)" if data.get("already_running") else "")
-    if data.get("seconds") is not None and not data.get("already_running"):
+    if data.get("restarted"):
+        title += f", started again: {', '.join(data['restarted'])} (same ports, same data), in {data['seconds']}s"
+    elif data.get("seconds") is not None and not data.get("already_running"):
         title += f", up in {data['seconds']}s"
     table = Table(title=title, title_justify="left")
     for col in ("component", "pid", "port", "status", "endpoint"):

@@ -57,10 +57,15 @@ def parameter_prefix(service: str | None = None) -> str:
     return f"/taly/{ENVIRONMENT}/" + (f"{service}/" if service else "")
 
 
+def spawn(port: int, log: Path, cwd: Path) -> supervisor.Spawned:
+    """moto_server on 127.0.0.1:port, in its own session (the estate's emulator, and the tests' own)."""
+    return supervisor.spawn([binary(), "-H", HOST, "-p", str(port)], log=log, cwd=cwd)
+
+
 def start(ctx: Context) -> None:
     port = ctx.ports["moto"]
     log = ctx.log("moto")
-    spawned = supervisor.spawn([binary(), "-H", HOST, "-p", str(port)], log=log, cwd=ctx.state_dir)
+    spawned = spawn(port, log, ctx.state_dir)
     url = endpoint(port)
     ctx.record("moto", spawned, port, log, host=HOST, endpoint_url=url, region=REGION)
     ctx.wait(lambda: supervisor.port_open(port), component="moto", what="listening port", timeout=30, log=log,
@@ -77,6 +82,13 @@ def start(ctx: Context) -> None:
     if problems := contract_problems(ctx.state.contract):
         # The estate still works; the state file's contract just lags the model (the tests catch this).
         ctx.say("moto", f"warning: the local contract is not a valid EnvironmentContract: {problems}")
+
+
+def restart(ctx: Context, dead: set[str]) -> None:
+    """moto keeps its records in memory: a restarted emulator is seeded again (new ARNs, empty buckets)."""
+    if "moto" in dead:
+        ctx.say("moto", "was stopped: its records and the buckets' objects went with it; starting and seeding it again")
+        start(ctx)
 
 
 def seed(url: str, ports: dict[str, int], passwords: dict[str, str],

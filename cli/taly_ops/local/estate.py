@@ -1,8 +1,11 @@
 """The local estate: every component started in parallel, recorded, reported and stopped by pid.
 
-up:     idempotent. A state file whose processes all run is the running estate and is reported as is;
-        one with any process gone is stale: what is left of it is stopped and its files removed, then
-        a fresh estate starts. If a component cannot start, everything started is stopped again.
+up:     idempotent. A state file whose processes all run is the running estate and is reported as is.
+        One with processes gone gets them started again, on the same ports over the same data (the
+        databases, the broker's queues, Prometheus's history): an estate's data is never discarded
+        unless `down` is asked to. A state file `up` cannot restart from (an `up` that never finished)
+        is refused, naming `taly local down`. If a component of a new estate cannot start,
+        everything started is stopped again.
 down:   stops exactly the recorded processes (by pid, checked against their start time, and their
         process groups), waits for them, and removes the state directory's runtime files.
 status: each recorded process with its pid, port and whether it still runs.
@@ -34,6 +37,14 @@ LAUNCHERS: tuple[tuple[str, Callable[[Context], None]], ...] = (
     ("moto", aws_emulator.start),
     ("monitoring", prometheus.start),
 )
+# Which launcher's restart() brings each recorded process back.
+RESTARTERS: tuple[tuple[str, Callable[[Context, set[str]], None], tuple[str, ...]], ...] = (
+    ("rabbitmq", rabbitmq.restart, ("epmd", "rabbitmq")),
+    ("postgres", postgres.restart, ("postgres-primary", "postgres-replica")),
+    ("redis", redis.restart, ("redis-primary", "redis-replica")),
+    ("moto", aws_emulator.restart, ("moto",)),
+    ("monitoring", prometheus.restart, ("postgres-exporter", "redis-exporter", "prometheus")),
+)
 # Stopped in parallel chains; within a chain, in order (replicas before primaries, the node before its epmd).
 STOP_CHAINS: tuple[tuple[str, ...], ...] = (
     ("prometheus",), ("postgres-exporter",), ("redis-exporter",), ("moto",),
@@ -53,11 +64,11 @@ class UpResult:
     state: State
     already_running: bool
     seconds: float
-    cleaned: list[str] = field(default_factory=list)  # components of a stale estate that were cleaned up
+    restarted: list[str] = field(default_factory=list)  # components that had stopped and were started again
 
     def to_json(self) -> dict[str, Any]:
         return {**status_json(self.state), "already_running": self.already_running, "seconds": round(self.seconds, 1),
-                "cleaned_stale": self.cleaned}
+                "restarted": self.restarted}
 
 
 @dataclass
@@ -149,9 +160,11 @@ def _prepare_dir(state_dir: Path) -> None:
 
 
 def reconcile(state_dir: Path, progress: Progress = _noop) -> tuple[State | None, list[str]]:
-    """The running estate, or None after cleaning up a stale one (and any leftover runtime files).
+    """The estate in state_dir, every process of it running, or None when there is none. Call with the lock held.
 
-    Returns (running state or None, names of the stale estate's components). Call with the lock held.
+    Returns (state or None, the components that had stopped and were started again). Processes that
+    stopped are started again on their ports over their data; nothing is deleted. A state file that
+    cannot be restarted from is refused (exit 2) with what to do, and left as it is.
     """
     existing = load(state_dir)
     if existing is None:
@@ -160,14 +173,54 @@ def reconcile(state_dir: Path, progress: Progress = _noop) -> tuple[State | None
     dead = existing.dead()
     if existing.components and not dead and existing.phase == "running":
         return existing, []
-    names = [c.name for c in existing.components]
-    gone = ", ".join(c.name for c in dead) or "none"
-    progress(f"stale state file {existing.path} (not running: {gone}): stopping what is left and cleaning up")
-    problems = stop_all(existing, progress, graceful=False)
-    if problems:
-        raise Unreachable(f"cannot clean up the stale local estate: {problems}")
-    remove_runtime(state_dir)
-    return None, names
+    names = ", ".join(c.name for c in dead) or "none"
+    if existing.phase != "running" or not existing.ports or not existing.components:
+        why = ("never finished starting" if existing.phase != "running" else
+               "was started by an older taly that did not record its ports")
+        raise BadInput(f"the local estate in {state_dir} {why} (not running: {names}); `taly local up` will not "
+                       "replace it, as that would discard its data",
+                       hint=f"`taly local down --state-dir {state_dir}` stops what is left and deletes its data; "
+                            "then `taly local up` starts a new estate")
+    progress(f"the local estate in {state_dir} has stopped components ({names}): starting them again on their "
+             "ports, over their data")
+    restart(existing, {c.name for c in dead}, progress)
+    return existing, [c.name for c in _sorted(dead)]
+
+
+def restart(state: State, dead: set[str], progress: Progress = _noop) -> None:
+    """Start the named components of a recorded estate again (their launchers in parallel).
+
+    A failure is raised after the others finish; nothing is stopped or deleted because of it.
+    """
+    e = state.endpoints
+    passwords = {"postgres": e["postgres"]["primary"]["password"], "redis": e["redis"]["password"],
+                 "rabbitmq": e["rabbitmq"]["password"]}
+    ctx = Context(state_dir=state.state_dir, state=state, ports=dict(state.ports), passwords=passwords,
+                  size=state.size, progress=progress)
+    for c in state.components:
+        if c.name in dead:
+            supervisor.kill_leftovers(c.pgid, c.start_time)  # a killed postmaster's backends, say
+    failures: list[tuple[str, BaseException]] = []
+
+    def run(name: str, again: Callable[[Context, set[str]], None], members: tuple[str, ...]) -> None:
+        try:
+            again(ctx, dead & set(members))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append((name, exc))
+
+    threads = [threading.Thread(target=run, args=item, name=f"taly-local-restart-{item[0]}", daemon=True)
+               for item in RESTARTERS if dead & set(item[2])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    state.save()
+    if failures:
+        name, exc = failures[0]
+        if isinstance(exc, (BadInput, Unreachable)):
+            raise exc
+        raise supervisor.StartFailed(name, f"could not be started again: {type(exc).__name__}: {exc}",
+                                     ctx.log(name)) from exc
 
 
 def up(state_dir: Path, size: int = DEFAULT_SIZE, progress: Progress = _noop) -> UpResult:
@@ -176,16 +229,17 @@ def up(state_dir: Path, size: int = DEFAULT_SIZE, progress: Progress = _noop) ->
     preflight(state_dir)
     _prepare_dir(state_dir)
     with Lock(state_dir):
-        running, cleaned = reconcile(state_dir, progress)
+        running, restarted = reconcile(state_dir, progress)
         if running is not None:
             note = f" (with {running.size} rows; `taly local down` first to change --size)" if running.size != size else ""
-            progress(f"already running, started {running.started_at}{note}")
-            return UpResult(running, True, time.monotonic() - t0)
+            progress(f"already running, started {running.started_at}{note}" if not restarted else
+                     f"{time.monotonic() - t0:5.1f}s  started again: {', '.join(restarted)}{note}")
+            return UpResult(running, not restarted, time.monotonic() - t0, restarted)
         (state_dir / LOGS).mkdir(mode=0o700, exist_ok=True)
         ports, passwords = choose_ports(), make_passwords()
         state = State(state_dir=state_dir, phase="starting", size=size,
                       started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                      endpoints=endpoints(ports, passwords))
+                      endpoints=endpoints(ports, passwords), ports=ports)
         state.save()
         ctx = Context(state_dir=state_dir, state=state, ports=ports, passwords=passwords, size=size,
                       progress=progress, t0=t0)
@@ -193,7 +247,7 @@ def up(state_dir: Path, size: int = DEFAULT_SIZE, progress: Progress = _noop) ->
         state.phase = "running"
         state.save()
         progress(f"{time.monotonic() - t0:5.1f}s  estate up; state in {state.path}")
-        return UpResult(state, False, time.monotonic() - t0, cleaned)
+        return UpResult(state, False, time.monotonic() - t0)
 
 
 def _start_all(ctx: Context) -> None:

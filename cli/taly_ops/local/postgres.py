@@ -168,6 +168,36 @@ def start(ctx: Context) -> None:
     ctx.say("postgres-replica", f"streaming on {HOST}:{rport}")
 
 
+def restart(ctx: Context, dead: set[str]) -> None:
+    """Start the stopped servers again over their own data directories, on their own ports.
+
+    Nothing is re-created: the databases (and every backup's and drill's traces in them) are as they were.
+    A replica whose primary was down catches up by streaming when both run.
+    """
+    root = ctx.state_dir / "postgres"
+    pw = ctx.passwords["postgres"]
+    for name in ("postgres-primary", "postgres-replica"):
+        if name not in dead:
+            continue
+        role = name.removeprefix("postgres-")
+        data, port, log = root / role, ctx.ports[name], ctx.log(name)
+        old = ctx.state.component(name)
+        spawned = supervisor.spawn([str(bin_dir() / "postgres"), "-D", str(data), "-p", str(port)],
+                                   log=log, user=os_user(), cwd=root)
+        ctx.record(name, spawned, port, log, **(old.info if old else {}))
+        if role == "primary":
+            ready = lambda: bool(_query(conninfo(HOST, port, pw, dbname="postgres"), "SELECT 1"))  # noqa: E731
+        else:
+            ready = lambda: _query(conninfo(HOST, port, pw), "SELECT pg_is_in_recovery()")[0][0] is True  # noqa: E731
+        ctx.wait(ready, component=name, what="connection", timeout=60, log=log, pid=spawned.pid)
+        ctx.say(name, f"restarted on {HOST}:{port}")
+    if dead:
+        admin = conninfo(HOST, ctx.ports["postgres-primary"], pw, dbname="postgres")
+        ctx.wait(lambda: bool(_query(admin, "SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'")),
+                 component="postgres-replica", what="streaming replication", timeout=30,
+                 log=ctx.log("postgres-replica"))
+
+
 def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {"LC_ALL": "C.UTF-8"}
 

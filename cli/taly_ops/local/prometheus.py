@@ -62,45 +62,55 @@ def _base_env() -> dict[str, str]:
 
 
 def start(ctx: Context) -> None:
-    p = ctx.ports
     base = ctx.state_dir / "prometheus"
     base.mkdir(mode=0o700, exist_ok=True)
     (base / "data").mkdir(mode=0o700, exist_ok=True)
-
+    (base / "prometheus.yml").write_text(json.dumps(config(ctx.ports), indent=2) + "\n")  # JSON is YAML
     # Exporters first (Prometheus would scrape them at once); they need no server to be up yet.
-    log = ctx.log("postgres-exporter")
-    dsn = f"postgresql://{USER}:{ctx.passwords['postgres']}@{HOST}:{p['postgres-primary']}/{DATABASE}?sslmode=disable"
-    pg_exp = supervisor.spawn([binary("postgres-exporter"), f"--web.listen-address={HOST}:{p['postgres-exporter']}"],
-                              log=log, env=_base_env() | {"DATA_SOURCE_NAME": dsn}, cwd=base)
-    ctx.record("postgres-exporter", pg_exp, p["postgres-exporter"], log, host=HOST,
-               metrics_url=f"{url(p['postgres-exporter'])}/metrics", target=f"{HOST}:{p['postgres-primary']}")
+    _launch(ctx, ("postgres-exporter", "redis-exporter", "prometheus"))
 
-    log = ctx.log("redis-exporter")
-    redis_exp = supervisor.spawn(
-        [binary("redis-exporter"), "-web.listen-address", f"{HOST}:{p['redis-exporter']}",
-         "-redis.addr", f"redis://{HOST}:{p['redis-primary']}"],
-        log=log, env=_base_env() | {"REDIS_PASSWORD": ctx.passwords["redis"]}, cwd=base)
-    ctx.record("redis-exporter", redis_exp, p["redis-exporter"], log, host=HOST,
-               metrics_url=f"{url(p['redis-exporter'])}/metrics", target=f"{HOST}:{p['redis-primary']}")
 
-    conf = base / "prometheus.yml"
-    conf.write_text(json.dumps(config(p), indent=2) + "\n")  # JSON is YAML
-    log = ctx.log("prometheus")
-    prom = supervisor.spawn(
-        [binary("prometheus"), f"--config.file={conf}", f"--storage.tsdb.path={base / 'data'}",
-         f"--web.listen-address={HOST}:{p['prometheus']}", "--storage.tsdb.retention.time=2d",
-         f"--web.external-url={url(p['prometheus'])}/", "--log.level=warn"],
-        log=log, cwd=base)
-    ctx.record("prometheus", prom, p["prometheus"], log, host=HOST, url=url(p["prometheus"]))
+def restart(ctx: Context, dead: set[str]) -> None:
+    """Start the stopped ones again, on their ports; Prometheus over its own TSDB (its history kept)."""
+    _launch(ctx, tuple(n for n in ("postgres-exporter", "redis-exporter", "prometheus") if n in dead))
 
-    for name, spawned, port in (("postgres-exporter", pg_exp, p["postgres-exporter"]),
-                                ("redis-exporter", redis_exp, p["redis-exporter"])):
-        ctx.wait(lambda port=port: supervisor.port_open(port), component=name, what="listening port", timeout=20,
-                 log=ctx.log(name), pid=spawned.pid)
-        ctx.say(name, f"ready on {HOST}:{port}")
-    ctx.wait(lambda: _ready(p["prometheus"]), component="prometheus", what="/-/ready", timeout=30, log=log,
-             pid=prom.pid, interval=0.1)
-    ctx.say("prometheus", f"ready on {url(p['prometheus'])}")
+
+def _spawn(ctx: Context, name: str) -> supervisor.Spawned:
+    p, base, log = ctx.ports, ctx.state_dir / "prometheus", ctx.log(name)
+    if name == "postgres-exporter":
+        dsn = f"postgresql://{USER}:{ctx.passwords['postgres']}@{HOST}:{p['postgres-primary']}/{DATABASE}?sslmode=disable"
+        spawned = supervisor.spawn([binary(name), f"--web.listen-address={HOST}:{p[name]}"],
+                                   log=log, env=_base_env() | {"DATA_SOURCE_NAME": dsn}, cwd=base)
+        ctx.record(name, spawned, p[name], log, host=HOST, metrics_url=f"{url(p[name])}/metrics",
+                   target=f"{HOST}:{p['postgres-primary']}")
+    elif name == "redis-exporter":
+        spawned = supervisor.spawn(
+            [binary(name), "-web.listen-address", f"{HOST}:{p[name]}", "-redis.addr", f"redis://{HOST}:{p['redis-primary']}"],
+            log=log, env=_base_env() | {"REDIS_PASSWORD": ctx.passwords["redis"]}, cwd=base)
+        ctx.record(name, spawned, p[name], log, host=HOST, metrics_url=f"{url(p[name])}/metrics",
+                   target=f"{HOST}:{p['redis-primary']}")
+    else:
+        spawned = supervisor.spawn(
+            [binary(name), f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={base / 'data'}",
+             f"--web.listen-address={HOST}:{p[name]}", "--storage.tsdb.retention.time=2d",
+             f"--web.external-url={url(p[name])}/", "--log.level=warn"],
+            log=log, cwd=base)
+        ctx.record(name, spawned, p[name], log, host=HOST, url=url(p[name]))
+    return spawned
+
+
+def _launch(ctx: Context, names: tuple[str, ...]) -> None:
+    spawned = {name: _spawn(ctx, name) for name in names}
+    for name in ("postgres-exporter", "redis-exporter"):
+        if name in spawned:
+            port = ctx.ports[name]
+            ctx.wait(lambda port=port: supervisor.port_open(port), component=name, what="listening port", timeout=20,
+                     log=ctx.log(name), pid=spawned[name].pid)
+            ctx.say(name, f"ready on {HOST}:{port}")
+    if "prometheus" in spawned:
+        ctx.wait(lambda: _ready(ctx.ports["prometheus"]), component="prometheus", what="/-/ready", timeout=30,
+                 log=ctx.log("prometheus"), pid=spawned["prometheus"].pid, interval=0.1)
+        ctx.say("prometheus", f"ready on {url(ctx.ports['prometheus'])}")
 
 
 def _ready(port: int) -> bool:

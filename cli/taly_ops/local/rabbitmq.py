@@ -113,9 +113,7 @@ def api_get(port: int, password: str, path: str):
 def start(ctx: Context) -> None:
     pw = ctx.passwords["rabbitmq"]
     p = ctx.ports
-    amqp, dist, epmd_port = p["amqp"], p["rabbitmq-dist"], p["epmd"]
-    mgmt, prom = p["rabbitmq-management"], p["rabbitmq-prometheus"]
-    node = node_name(amqp)
+    amqp, mgmt, prom = p["amqp"], p["rabbitmq-management"], p["rabbitmq-prometheus"]
     base = ctx.state_dir / "rabbitmq"
     base.mkdir(mode=0o700, exist_ok=True)
     for sub in ("mnesia", "log"):
@@ -131,19 +129,47 @@ def start(ctx: Context) -> None:
     ]) + "\n")
     (base / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_prometheus].\n")
     (base / "rabbitmq-env.conf").write_text("")
-    env = _env(base, node, amqp, dist, epmd_port)
+    _start_epmd(ctx)
+    _start_node(ctx)
 
-    # Our own epmd, on our own port: the node registers with it, and `down` stops it by pid.
+
+def restart(ctx: Context, dead: set[str]) -> None:
+    """Start epmd and the node again, on their ports, over the node's own Mnesia directory (queues and messages kept)."""
+    if "epmd" in dead:
+        _start_epmd(ctx)
+    if "rabbitmq" in dead:
+        _start_node(ctx)
+
+
+def _node_env(ctx: Context) -> dict[str, str]:
+    p = ctx.ports
+    return _env(ctx.state_dir / "rabbitmq", node_name(p["amqp"]), p["amqp"], p["rabbitmq-dist"], p["epmd"])
+
+
+def _start_epmd(ctx: Context) -> None:
+    """Our own epmd, on our own port: the node registers with it, and `down` stops it by pid."""
+    epmd_port = ctx.ports["epmd"]
     elog = ctx.log("epmd")
-    spawned = supervisor.spawn([epmd_binary(), "-port", str(epmd_port), "-address", HOST], log=elog, env=env, cwd=base)
+    spawned = supervisor.spawn([epmd_binary(), "-port", str(epmd_port), "-address", HOST], log=elog, env=_node_env(ctx),
+                               cwd=ctx.state_dir / "rabbitmq")
     ctx.record("epmd", spawned, epmd_port, elog, host=HOST)
     ctx.wait(lambda: supervisor.port_open(epmd_port), component="epmd", what="listening port", timeout=10, log=elog,
              pid=spawned.pid)
 
+
+def _start_node(ctx: Context) -> None:
+    pw = ctx.passwords["rabbitmq"]
+    p = ctx.ports
+    amqp, dist, epmd_port = p["amqp"], p["rabbitmq-dist"], p["epmd"]
+    mgmt, prom = p["rabbitmq-management"], p["rabbitmq-prometheus"]
+    node = node_name(amqp)
+    base = ctx.state_dir / "rabbitmq"
     log = ctx.log("rabbitmq")
     node_log = base / "log" / f"{node}.log"
     ctx.say("rabbitmq", f"starting node {node}")
-    launcher = supervisor.spawn([str(bin_dir() / "rabbitmq-server"), "-detached"], log=log, env=env, cwd=base)
+    (base / "rabbit.pid").unlink(missing_ok=True)  # a killed node's: the new one writes its own
+    launcher = supervisor.spawn([str(bin_dir() / "rabbitmq-server"), "-detached"], log=log, env=_node_env(ctx),
+                                cwd=base)
     try:
         code = launcher.popen.wait(timeout=60)
     except subprocess.TimeoutExpired:

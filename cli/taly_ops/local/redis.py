@@ -91,5 +91,23 @@ def start(ctx: Context) -> None:
     ctx.say("redis-replica", "linked to the primary")
 
 
+def restart(ctx: Context, dead: set[str]) -> None:
+    """Start the stopped servers again with their own config files, on their own ports (the replica resyncs)."""
+    pw = ctx.passwords["redis"]
+    for name in ("redis-primary", "redis-replica"):
+        if name not in dead:
+            continue
+        port, log = ctx.ports[name], ctx.log(name)
+        directory = ctx.state_dir / "redis" / name.removeprefix("redis-")
+        old = ctx.state.component(name)
+        spawned = supervisor.spawn([binary(), str(directory / "redis.conf")], log=log, cwd=directory)
+        ctx.record(name, spawned, port, log, **(old.info if old else {}))
+        ctx.wait(lambda port=port: command(port, pw, "PING") == "PONG", component=name, what="PONG", timeout=20,
+                 log=log, pid=spawned.pid)
+        ctx.say(name, f"restarted on {HOST}:{port}")
+    ctx.wait(lambda: info(ctx.ports["redis-replica"], pw).get("master_link_status") == "up", component="redis-replica",
+             what="replication link to the primary", timeout=20, log=ctx.log("redis-replica"))
+
+
 def stop(component: Component) -> bool:
     return supervisor.stop(component.pid, component.start_time, pgid=component.pgid, timeout=10)

@@ -76,6 +76,7 @@ class State:
     components: list[Component] = field(default_factory=list)
     endpoints: dict[str, Any] = field(default_factory=dict)
     contract: dict[str, Any] | None = None
+    ports: dict[str, int] = field(default_factory=dict)  # every port chosen at `up`: a restart reuses them
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -99,7 +100,7 @@ class State:
         data = {
             "version": 1, "phase": self.phase, "state_dir": str(self.state_dir), "size": self.size,
             "started_at": self.started_at, "components": [c.to_json() for c in self.components],
-            "endpoints": self.endpoints, "contract": self.contract,
+            "endpoints": self.endpoints, "contract": self.contract, "ports": self.ports,
         }
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(STATE_FILE + ".tmp")
@@ -129,6 +130,7 @@ def load(state_dir: Path) -> State | None:
         state_dir=state_dir, phase=data.get("phase", "running"), size=int(data.get("size") or 0),
         started_at=data.get("started_at", ""), components=[Component.from_json(c) for c in data["components"]],
         endpoints=data.get("endpoints") or {}, contract=data.get("contract"),
+        ports={str(k): int(v) for k, v in (data.get("ports") or {}).items()},
     )
 
 

@@ -220,17 +220,22 @@ def stop(pid: int | None, started: int | None = None, *, pgid: int | None = None
         except ProcessLookupError:
             pass
         _wait_gone(pid, started, 5)
-    if pgid and pgid > 1 and pgid != os.getpgid(0):
-        # Children the leader left behind: same group, started no earlier than the leader.
-        leftovers = [m for m in group_members(pgid) if started is None or (start_time(m) or 0) >= started]
-        for member in leftovers:
-            try:
-                os.kill(member, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for member in leftovers:
-            _wait_gone(member, None, 5)
+    kill_leftovers(pgid, started)
     return forced
+
+
+def kill_leftovers(pgid: int | None, started: int | None) -> None:
+    """SIGKILL what a group's leader left behind (same group, started no earlier than the leader)."""
+    if not pgid or pgid <= 1 or pgid == os.getpgid(0):
+        return
+    leftovers = [m for m in group_members(pgid) if started is None or (start_time(m) or 0) >= started]
+    for member in leftovers:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for member in leftovers:
+        _wait_gone(member, None, 5)
 
 
 def _wait_gone(pid: int, started: int | None, timeout: float) -> bool:
