@@ -1,4 +1,8 @@
-"""The local estate for integration tests, started through the same launcher as `taly local up`."""
+"""The local estate for integration tests, started through the same launcher as `taly local up`.
+
+Used through conftest.py's fixtures (local_estate, estate_factory, wait_for_scratch); modules that still
+import it directly are being switched to those fixtures.
+"""
 
 from __future__ import annotations
 
@@ -67,3 +71,20 @@ def wait_for_scratch(proc, registry: Callable[[], dict], timeout: float) -> dict
         if mine and mine[0].get("pid") and supervisor.port_open(mine[0]["port"]):
             return mine[0]
         time.sleep(0.05)
+
+
+def wait_settled(state: State, timeout: float = 30) -> None:
+    """Until Prometheus has scraped every target since it came up (RabbitMQ is the last to answer)."""
+    import json
+    import urllib.request
+
+    from taly_ops.local import supervisor
+
+    url = state.endpoints["prometheus"]["url"]
+
+    def settled() -> bool:
+        with urllib.request.urlopen(f"{url}/api/v1/query?query=up", timeout=2) as resp:
+            series = json.load(resp)["data"]["result"]
+        return len(series) >= 4 and all(s["value"][1] == "1" for s in series)
+
+    supervisor.wait_until(settled, component="prometheus", what="every scrape target up", timeout=timeout)

@@ -132,3 +132,8 @@ def pod(name: str, namespace: str, *, waiting: str | None = None, restarts: int 
             "name": container, "image": f"registry.local/{container}:1.0.0", "imageID": "", "ready": waiting is None,
             "restartCount": restarts, "state": state, "lastState": last}]},
     }
+
+
+# Builders of the objects it serves, reachable from the `kube` fixture (kube.deployment(...), kube.pod(...)).
+KubeEmulator.deployment = staticmethod(deployment)  # type: ignore[attr-defined]
+KubeEmulator.pod = staticmethod(pod)  # type: ignore[attr-defined]

@@ -1,10 +1,10 @@
 """`taly health` against the real local estate, with real faults injected, and the Kubernetes checks
 against a small API emulator through the official client.
 
-One estate for the module, started by the same launcher as `taly local up` into a temporary state
-directory and taken down by the finalizer. Faults that heal (a DLQ filled then purged, a bucket's
-public access block deleted then restored, Redis frozen then thawed) come first; the ones that do not
-(Prometheus stopped, the PostgreSQL replica stopped) come last, in that order.
+The session's shared estate (conftest.py `local_estate`). Every fault is undone before the test ends:
+a DLQ filled then purged, a bucket's public access block deleted then restored, Redis frozen then
+thawed; Prometheus or the PostgreSQL replica stopped, then started again by `taly local up` (which
+restarts what stopped, on the same ports over the same data), and health is ok again.
 """
 
 from __future__ import annotations
@@ -30,31 +30,17 @@ from taly_ops.health.thresholds import Thresholds
 from taly_ops.local import postgres, prometheus, supervisor
 from taly_ops.local.state import State, load
 
-from kube_emulator import KubeEmulator, deployment, pod
-
-from estate_fixture import start_local_estate  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-SIZE = 1_000
 STATUSES = {"ok", "warn", "unknown", "fail"}
 CHECK_KEYS = {"component", "name", "status", "observed", "threshold", "detail", "duration_ms"}
 
 
-@pytest.fixture(scope="module")
-def local(request) -> State:
-    state = start_local_estate(request, "taly-health-test-", SIZE)
-    # Settled: Prometheus has scraped every target since it came up (RabbitMQ is the last to answer),
-    # and the samples are queryable.
-    url = state.endpoints["prometheus"]["url"]
-
-    def settled() -> bool:
-        with urllib.request.urlopen(f"{url}/api/v1/query?query=up", timeout=2) as resp:
-            series = json.load(resp)["data"]["result"]
-        return len(series) >= 4 and all(s["value"][1] == "1" for s in series)
-
-    supervisor.wait_until(settled, component="prometheus", what="every scrape target up", timeout=20)
-    return state
+@pytest.fixture
+def local(local_estate) -> State:
+    """The session's shared estate (conftest.py); tests that damage it heal it before they end."""
+    return local_estate
 
 
 def health(state: State | None, *args: str, env: dict[str, str] | None = None):
@@ -228,11 +214,9 @@ def test_dead_letters_warn_then_fail_past_the_threshold(local):
 
 
 def test_deleted_public_access_block_fails_the_bucket(local):
-    import boto3
+    from taly_ops.local import aws_emulator
 
-    aws = local.endpoints["aws"]
-    s3 = boto3.client("s3", endpoint_url=aws["endpoint_url"], region_name=aws["region"],
-                      aws_access_key_id=aws["access_key_id"], aws_secret_access_key=aws["secret_access_key"])
+    s3 = aws_emulator.client("s3", local.endpoints["aws"]["endpoint_url"])
     bucket = local.contract["buckets"]["backups"]
     flags = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     s3.delete_public_access_block(Bucket=bucket)
@@ -271,82 +255,67 @@ def test_frozen_redis_fails_within_the_timeout_instead_of_hanging(local):
     assert code == 0, data
 
 
-# --- faults that stay: last ------------------------------------------------------------------------------
+# --- faults that `taly local up` heals (same ports, same data) ---------------------------------------------
 
-def test_stopped_prometheus_makes_the_slos_unknown_not_ok(local):
+def test_stopped_prometheus_makes_the_slos_unknown_not_ok(local, heal_estate):
     component = load(local.state_dir).component("prometheus")
     prometheus.stop(component)
-    assert not supervisor.alive(component.pid, component.start_time)
-    code, data, result = health(local, "-o", "json", "-c", "slo")
-    assert code == 3, result.output  # no verdict at all: unreachable
-    assert data["checks"] and {c["status"] for c in data["checks"]} == {"unknown"}
-    assert all(c["observed"] == "Prometheus unreachable" for c in data["checks"])
-    code, data, _ = health(local, "-o", "json")
-    assert not [c for c in data["checks"] if c["status"] == "fail"], data
-    assert code == 3 and data["status"] == "unknown"  # everything else answers; the SLOs cannot
+    try:
+        assert not supervisor.alive(component.pid, component.start_time)
+        code, data, result = health(local, "-o", "json", "-c", "slo")
+        assert code == 3, result.output  # no verdict at all: unreachable
+        assert data["checks"] and {c["status"] for c in data["checks"]} == {"unknown"}
+        assert all(c["observed"] == "Prometheus unreachable" for c in data["checks"])
+        code, data, _ = health(local, "-o", "json")
+        assert not [c for c in data["checks"] if c["status"] == "fail"], data
+        assert code == 3 and data["status"] == "unknown"  # everything else answers; the SLOs cannot
+    finally:
+        assert heal_estate(local) == ["prometheus"]
+    code, data, _ = health(local, "-o", "json", "-c", "slo")
+    assert one(data, "slo", "scrape targets up")["status"] == "ok"
 
 
-def test_stopped_replica_fails_replication_naming_it(local):
+def test_stopped_replica_fails_replication_naming_it(local, heal_estate):
     replica = load(local.state_dir).component("postgres-replica")
     postgres.stop(replica)  # by its pid
-    assert not supervisor.alive(replica.pid, replica.start_time)
+    try:
+        assert not supervisor.alive(replica.pid, replica.start_time)
+        code, data, result = health(local, "-o", "json", "-c", "postgres")
+        assert code == 1, result.output
+        rid = local.contract["database"]["replica_ids"][0]
+        check = one(data, "postgres", f"{rid}: replication")
+        assert check["status"] == "fail"
+        assert f"replica {rid}" in check["detail"] and "unreachable" in check["detail"]
+        assert one(data, "postgres", f"{rid}: accepting connections")["status"] == "fail"
+        assert one(data, "postgres", "taly-local-db: accepting connections")["status"] == "ok"
+        assert not any(s in result.stdout for s in secrets(local))
+    finally:
+        assert heal_estate(local) == ["postgres-replica"]
     code, data, result = health(local, "-o", "json", "-c", "postgres")
-    assert code == 1, result.output
-    rid = local.contract["database"]["replica_ids"][0]
-    check = one(data, "postgres", f"{rid}: replication")
-    assert check["status"] == "fail"
-    assert f"replica {rid}" in check["detail"] and "unreachable" in check["detail"]
-    assert one(data, "postgres", f"{rid}: accepting connections")["status"] == "fail"
-    assert one(data, "postgres", "taly-local-db: accepting connections")["status"] == "ok"
-    assert not any(s in result.stdout for s in secrets(local))
+    assert code == 0 and {c["status"] for c in data["checks"]} == {"ok"}, result.output
 
 
 # --- Kubernetes, against the emulator --------------------------------------------------------------------
 
-def dev_contract(kube_context: str, namespace: str) -> dict:
-    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:taly/dev/{}/credentials"
-    return {
-        "environment": "dev", "region": "eu-west-1", "dr_region": "eu-central-1", "account_id": "123456789012",
-        "vpc_id": "vpc-0123", "cluster": {"name": "taly-dev", "endpoint": "https://eks.invalid", "namespace": namespace,
-                                          "oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/x",
-                                          "kube_context": kube_context},
-        "database": {"primary_id": "taly-dev-db", "primary_endpoint": "db.invalid", "port": 5432, "database": "taly",
-                     "replica_ids": [], "replica_endpoints": [], "multi_az": False, "master_secret_arn": arn.format("database"),
-                     "subnet_group_name": "taly-dev-postgres", "drill_security_group_id": "sg-0drill"},
-        "cache": {"replication_group_id": "taly-dev-cache", "primary_endpoint": "cache.invalid", "reader_endpoint": "",
-                  "port": 6379, "automatic_failover": True, "auth_secret_arn": arn.format("cache")},
-        "broker": {"broker_id": "b-1", "broker_name": "taly-dev-mq", "deployment_mode": "SINGLE_INSTANCE",
-                   "credentials_secret_arn": arn.format("broker")},
-        "buckets": {"media": "taly-dev-media", "backups": "taly-dev-backups", "logs": "taly-dev-logs"},
-        "backup": {"vault_name": "taly-dev-vault", "plan_id": "plan-1", "rpo_minutes": 60, "rto_minutes": 240},
-        "kms_keys": {}, "service_roles": {}, "web_acl_arn": "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/x",
-        "parameter_prefix": "/taly/dev/", "prometheus_endpoint": "https://aps.invalid/workspaces/ws-1/",
-        "alarm_topic_arn": "arn:aws:sns:eu-west-1:123456789012:taly-dev-alarms",
-    }
+def dev_contract(make_contract, root: Path, kube_context: str, namespace: str) -> dict[str, str]:
+    """A project root with contracts/dev.json naming the context; the environment to run `taly` in."""
+    make_contract.write(root, make_contract("dev", cluster={"kube_context": kube_context, "namespace": namespace}))
+    return {"TALY_PROJECT_ROOT": str(root)}
 
 
-@pytest.fixture
-def kube():
-    emulator = KubeEmulator().start()
-    yield emulator
-    emulator.stop()
-
-
-def test_kubernetes_checks_through_the_official_client(kube, tmp_path):
+def test_kubernetes_checks_through_the_official_client(kube, make_contract, tmp_path):
     ns, context = "taly", "taly-dev-emulator"
-    kube.deployments = [deployment("content", ns, 3, 3, 3),
-                        deployment("search", ns, 3, 1, 2, generation=3, observed_generation=3),  # stuck rollout
-                        deployment("elsewhere", "other", 1, 0, 0)]
+    kube.deployments = [kube.deployment("content", ns, 3, 3, 3),
+                        kube.deployment("search", ns, 3, 1, 2, generation=3, observed_generation=3),  # stuck rollout
+                        kube.deployment("elsewhere", "other", 1, 0, 0)]
     recent = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=3)
-    kube.pods = [pod("content-7d9f-abcde", ns),
-                 pod("search-5c8b-fghij", ns, waiting="CrashLoopBackOff", restarts=6, last_terminated=recent)]
-    (tmp_path / "Pulumi.yaml").write_text("name: taly\n")
-    (tmp_path / "contracts").mkdir()
-    (tmp_path / "contracts" / "dev.json").write_text(json.dumps(dev_contract(context, ns)))
+    kube.pods = [kube.pod("content-7d9f-abcde", ns),
+                 kube.pod("search-5c8b-fghij", ns, waiting="CrashLoopBackOff", restarts=6, last_terminated=recent)]
+    env = dev_contract(make_contract, tmp_path, context, ns)
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", context, ns)
+    env["KUBECONFIG"] = str(kubeconfig)
 
-    code, data, result = health(None, "--env", "dev", "-c", "kubernetes", "-o", "json",
-                                env={"TALY_PROJECT_ROOT": str(tmp_path), "KUBECONFIG": str(kubeconfig)})
+    code, data, result = health(None, "--env", "dev", "-c", "kubernetes", "-o", "json", env=env)
     assert code == 1, result.output
     assert one(data, "kubernetes", "api server")["status"] == "ok"
     assert one(data, "kubernetes", "deployment content")["status"] == "ok"
@@ -359,23 +328,19 @@ def test_kubernetes_checks_through_the_official_client(kube, tmp_path):
     assert restarts["status"] == "warn" and restarts["observed"] == "6 restart(s)"
     assert {"/api", f"/apis/apps/v1/namespaces/{ns}/deployments", f"/api/v1/namespaces/{ns}/pods"} <= set(kube.requests)
 
-    kube.deployments, kube.pods = [deployment("content", ns, 3, 3, 3)], [pod("content-7d9f-abcde", ns)]
-    code, data, result = health(None, "--env", "dev", "-c", "kubernetes", "-o", "json",
-                                env={"TALY_PROJECT_ROOT": str(tmp_path), "KUBECONFIG": str(kubeconfig)})
+    kube.deployments, kube.pods = [kube.deployment("content", ns, 3, 3, 3)], [kube.pod("content-7d9f-abcde", ns)]
+    code, data, result = health(None, "--env", "dev", "-c", "kubernetes", "-o", "json", env=env)
     assert code == 0, result.output
     assert {c["status"] for c in data["checks"]} == {"ok"}
 
 
-def test_kubernetes_api_unreachable_fails_liveness(tmp_path):
-    (tmp_path / "Pulumi.yaml").write_text("name: taly\n")
-    (tmp_path / "contracts").mkdir()
-    (tmp_path / "contracts" / "dev.json").write_text(json.dumps(dev_contract("gone", "taly")))
-    emulator = KubeEmulator()  # never started: its port is bound, nothing answers
-    kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig", "gone")
+def test_kubernetes_api_unreachable_fails_liveness(kube_unstarted, make_contract, tmp_path):
+    env = dev_contract(make_contract, tmp_path, "gone", "taly")
+    emulator = kube_unstarted  # never started: its port is bound, nothing answers
+    env["KUBECONFIG"] = str(emulator.write_kubeconfig(tmp_path / "kubeconfig", "gone"))
     emulator.server.server_close()
     t0 = time.monotonic()
-    code, data, result = health(None, "--env", "dev", "-c", "kubernetes", "-o", "json", "--timeout", "2",
-                                env={"TALY_PROJECT_ROOT": str(tmp_path), "KUBECONFIG": str(kubeconfig)})
+    code, data, result = health(None, "--env", "dev", "-c", "kubernetes", "-o", "json", "--timeout", "2", env=env)
     assert time.monotonic() - t0 < 4
     assert code == 1, result.output
     assert one(data, "kubernetes", "api server")["status"] == "fail"

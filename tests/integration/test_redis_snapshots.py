@@ -10,9 +10,7 @@ import datetime as dt
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from taly_ops.local import supervisor
 from taly_platform.functions import redis_snapshots
 
 pytestmark = pytest.mark.integration
@@ -21,12 +19,9 @@ T0 = dt.datetime(2026, 12, 1, 5, 30, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def endpoint():
-    port = supervisor.free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+def endpoint(moto_server):
+    """The session's moto_server (conftest.py): started by the local estate's own emulator launcher."""
+    return moto_server
 
 
 _groups = iter(range(1, 1000))
