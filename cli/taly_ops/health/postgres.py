@@ -154,9 +154,14 @@ def replication(pg: PgAccess, rid: str, ep: Endpoint, th: Thresholds, timeout: f
     sender = min(rows, key=lambda r: (r[5] is None, r[5] or 0)) if rows else None
 
     seconds = float(replica_lag or 0.0)
+    lag_bytes = int(sender[3]) if sender is not None and sender[3] is not None else None
+    if lag_bytes == 0 and sender[2] == "streaming":
+        # Replayed everything the primary has written: no delay, however long ago the last commit was (a
+        # freshly restarted standby reports no receive position until new WAL arrives, which made the
+        # replica-side estimate "seconds since the last commit").
+        seconds = 0.0
     if sender is not None and sender[4] is not None:
         seconds = max(seconds, float(sender[4]))
-    lag_bytes = int(sender[3]) if sender is not None and sender[3] is not None else None
     status = lag_s.grade(seconds)
     problems = []
     if receiver != "streaming":
