@@ -14,6 +14,11 @@ def quote(value: Any, limit: int = LIMIT) -> str:
         text = json.dumps(value, default=str, ensure_ascii=False)
     except (ValueError, RecursionError):  # a structure that refers to itself
         text = repr(type(value).__name__)
+    return shorten(text, limit)
+
+
+def shorten(text: str, limit: int = LIMIT) -> str:
+    """`text` cut to `limit` characters with a note of how long it was (e.g. a value's repr)."""
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text)} characters)"

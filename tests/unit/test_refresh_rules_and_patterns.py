@@ -468,3 +468,11 @@ def test_the_new_database_name_fits_postgresql():
     assert name == "taly_refresh_20260301t101500z_4f2a1c"
     long = ops._db_name("d" * 80, "refresh-20260301T101500Z-4f2a1c")
     assert len(long.encode()) == 63 and long.endswith("_refresh_20260301t101500z_4f2a1c")
+
+
+def test_a_huge_bad_value_is_quoted_shortened(tmp_path):
+    path = write(tmp_path, "version: [" + ", ".join(["1"] * 20000) + "]\n" + MINIMAL.split("\n", 1)[1])
+    with pytest.raises(BadInput) as err:
+        rules.load(path, "my-rules.yaml")
+    assert err.value.message.startswith("my-rules.yaml: version: unsupported version [1, 1,")
+    assert "characters)" in err.value.message and len(err.value.message) < 200

@@ -176,6 +176,8 @@ def load(path: Path, shown: str | None = None) -> Rules:
 
 
 def _describe(err: dict[str, Any]) -> str:
+    from taly_platform.quoting import shorten
+
     path, model = _walk(tuple(step for step in err["loc"] if step != "[key]"))
     where = ".".join(path) or "(top level)"
     kind = err["type"]
@@ -183,13 +185,13 @@ def _describe(err: dict[str, Any]) -> str:
         allowed = ", ".join(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else "?"
         return f"{where}: unknown key; allowed here: {allowed}"
     if kind == "union_tag_invalid":
-        return f"{where}: unknown strategy {err['input'].get('strategy')!r}; allowed: {', '.join(STRATEGIES)}"
+        return f"{where}: unknown strategy {shorten(repr(err['input'].get('strategy')))}; allowed: {', '.join(STRATEGIES)}"
     if kind == "union_tag_not_found":
         return f"{where}: no strategy; allowed: {', '.join(STRATEGIES)}"
     if kind == "literal_error" and path and path[-1] == "version":
-        return f"{where}: unsupported version {err['input']!r}; allowed: 1"
+        return f"{where}: unsupported version {shorten(repr(err['input']))}; allowed: 1"
     if kind == "literal_error":
-        return f"{where}: {err['input']!r} is not allowed; {err['msg'].replace('Input should be', 'allowed:')}"
+        return f"{where}: {shorten(repr(err['input']))} is not allowed; {err['msg'].replace('Input should be', 'allowed:')}"
     if kind == "missing":
         return f"{where}: required"
     msg = err["msg"].removeprefix("Value error, ")
