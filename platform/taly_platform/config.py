@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from .quoting import quote
+from .values import CpuQuantity, Days, MemoryQuantity, cidr_block, mebibytes, millicores, runs_at_least_daily
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 PROJECT = "taly"
@@ -27,42 +28,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
-
-
-Days = Annotated[int, Field(ge=1, le=3650)]
-# Kubernetes quantities, in the forms the chart's values.schema.json accepts (memory in Mi or Gi only).
-CpuQuantity = Annotated[str, Field(pattern=r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$")]
-MemoryQuantity = Annotated[str, Field(pattern=r"^[1-9][0-9]*(Mi|Gi)$")]
-
-
-def millicores(quantity: str) -> int:
-    """"250m" -> 250, "1.5" -> 1500."""
-    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
-
-
-def mebibytes(quantity: str) -> int:
-    """"512Mi" -> 512, "2Gi" -> 2048."""
-    return int(quantity[:-2]) * (1024 if quantity.endswith("Gi") else 1)
-Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-def runs_at_least_daily(schedule: str) -> bool:
-    """Whether an AWS schedule expression (`cron(m h dom mon dow year)` or `rate(n unit)`) fires every day."""
-    rate = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", schedule)
-    if rate:
-        return 1 <= int(rate.group(1)) <= {"minute": 1440, "hour": 24, "day": 1}[rate.group(2)]
-    cron = re.fullmatch(r"cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)", schedule)
-    return bool(cron) and cron.group(3) in ("*", "?") and cron.group(4) == "*" and cron.group(5) in ("*", "?")
-
-
-def _cidr(value: str) -> str:
-    try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"not a CIDR block ({exc})") from None
-    if net.version != 4:
-        raise ValueError("must be an IPv4 CIDR block")
-    return str(net)
 
 
 class NatMode(str, Enum):
@@ -91,7 +56,7 @@ class NetworkConfig(_Model):
     @classmethod
     def _size(cls, v: str) -> str:
         """`cidr` is an IPv4 CIDR block of /16 or larger."""
-        v = _cidr(v)
+        v = cidr_block(v)
         if ipaddress.ip_network(v).prefixlen > 16:
             raise ValueError("must be a /16 or larger to hold public, private and database subnets")
         return v
@@ -138,7 +103,7 @@ class ClusterConfig(_Model):
     @classmethod
     def _cidrs(cls, v: list[str]) -> list[str]:
         """`publicAccessCidrs` are CIDR blocks, never 0.0.0.0/0."""
-        out = [_cidr(c) for c in v]
+        out = [cidr_block(c) for c in v]
         if "0.0.0.0/0" in out:
             raise ValueError("0.0.0.0/0 is not an allow-list; name the networks that may reach the API")
         return out
@@ -187,7 +152,7 @@ class DatabaseConfig(_Model):
     @classmethod
     def _drill_cidrs(cls, v: list[str]) -> list[str]:
         """`drillClientCidrs` are distinct private CIDR blocks."""
-        out = [_cidr(c) for c in v]
+        out = [cidr_block(c) for c in v]
         public = [c for c in out if not ipaddress.ip_network(c).is_private]
         if public:
             raise ValueError(f"{', '.join(public)}: drill clients must be private networks "

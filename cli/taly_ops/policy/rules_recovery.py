@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taly_platform.config import runs_at_least_daily
+from taly_platform.values import runs_at_least_daily
 
 from .model import Violation, rule
 from .resources import BACKUP_PLAN, VAULT, number, rds_primaries

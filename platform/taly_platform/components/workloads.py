@@ -17,8 +17,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from ..catalog import CATALOG
-from ..config import ServicesConfig, mebibytes, millicores
+from ..config import ServicesConfig
 from ..safe_yaml import load_file
+from ..values import mebibytes, millicores
 from .base import child
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "taly-service"
