@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from taly_platform.config import StackConfig
     from taly_platform.contract import EnvironmentContract
 
+    from .adapters.kube import Kube
+    from .adapters.prometheus import Prometheus
     from .adapters.postgres import Endpoint as PgEndpoint
     from .adapters.s3_store import Store
 
@@ -213,6 +215,14 @@ class Environment:
 
         return self.once("store", lambda: Store(bucket=self.contract.buckets.backups, aws=self.aws))
 
+    def kube(self) -> "Kube":
+        """The cluster's kubeconfig context (the contract's); KubeconfigProblem on first use when there is none."""
+        from .adapters.kube import Kube
+
+        cluster = self.contract.cluster
+        hint = f"create it with `aws eks update-kubeconfig --name {cluster.name} --alias {cluster.kube_context}`"
+        return self.once("kube", lambda: Kube(cluster.kube_context, hint))
+
     def stack(self) -> "StackConfig | None":
         """The environment's StackConfig (None locally, or when the stack file cannot be read)."""
         if self.is_local or self.project_root is None:
@@ -285,13 +295,15 @@ class Environment:
 
         return [f"taly.{s.name}" for s in CATALOG if s.broker]
 
-    def prometheus(self):
-        """(base URL, requests auth or None): the local Prometheus, or the AMP workspace with SigV4."""
+    def prometheus(self) -> "Prometheus":
+        """The local Prometheus, or the contract's AMP workspace (queried with SigV4)."""
+        from .adapters.prometheus import Prometheus
+
         if self.local:
-            return self.local.prometheus_url.rstrip("/"), None
+            return Prometheus(self.local.prometheus_url.rstrip("/"))
         from .adapters.aws import SigV4Auth
 
-        return self.contract.prometheus_endpoint.rstrip("/"), SigV4Auth(self.aws, "aps")
+        return Prometheus(self.contract.prometheus_endpoint.rstrip("/"), SigV4Auth(self.aws, "aps"))
 
     # --- the database, for backups and drills -----------------------------------------------------------
 

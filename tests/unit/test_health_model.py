@@ -276,3 +276,63 @@ def test_watch_stops_on_ctrl_c_with_the_last_code():
     assert ops.watch(run, 1, lambda rep: None, sleep=sleep) == 1 and len(calls) == 1
     with pytest.raises(BadInput):
         ops.watch(run, 0, lambda rep: None)
+
+
+# --- checks against fakes of the adapters (no server) -------------------------------------------------
+
+class FakePrometheus:
+    """The adapters.prometheus.Prometheus interface: canned answers per query, or an error to raise."""
+
+    url = "http://prometheus.test"
+
+    def __init__(self, answers):
+        self.answers, self.asked = answers, []
+
+    def query(self, expr, timeout):
+        self.asked.append((expr, timeout))
+        answer = self.answers.get(expr, [])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class FakeEnvironment:
+    def __init__(self, prometheus):
+        self._prometheus = prometheus
+
+    def prometheus(self):
+        return self._prometheus
+
+
+def _series(value, **labels):
+    return {"metric": labels, "value": [0, str(value)]}
+
+
+def test_slo_checks_grade_the_worst_series_and_never_call_no_data_ok():
+    from taly_ops.health import slo
+
+    error_rate = next(o for o in slo.OBJECTIVES if o.name == "error rate")
+    p95 = next(o for o in slo.OBJECTIVES if o.name == "latency p95")
+    prom = FakePrometheus({
+        error_rate.query: [_series(0.002, service="auth"), _series(0.07, service="payment"), _series("NaN", service="x")],
+        p95.query: [_series("NaN", service="search")],  # a ratio over no traffic
+        "up": [_series(1, job="postgres", instance="a"), _series(0, job="redis", instance="b")],
+    })
+    env = FakeEnvironment(prom)
+    (rate,) = slo.objective(env, error_rate, Thresholds(), 3.0)
+    assert rate.status == "fail" and rate.observed == "7 % (service payment)"
+    (latency,) = slo.objective(env, p95, Thresholds(), 3.0)
+    assert latency.status == "unknown" and latency.observed == "no data"
+    (up,) = slo.scrape_targets(env, 3.0)
+    assert up.status == "warn" and "redis@b" in up.detail and up.observed == "1 of 2 up"
+    assert all(timeout == 3.0 for _, timeout in prom.asked)
+
+
+def test_an_unreachable_prometheus_makes_every_slo_unknown():
+    from taly_ops.health import slo
+
+    env = FakeEnvironment(FakePrometheus({o.query: ConnectionError("refused") for o in slo.OBJECTIVES}
+                                         | {"up": ConnectionError("refused")}))
+    results = [r for o in slo.OBJECTIVES for r in slo.objective(env, o, Thresholds(), 2.0)] + slo.scrape_targets(env, 2.0)
+    assert {r.status for r in results} == {"unknown"}
+    assert all(r.observed == "Prometheus unreachable" and "ConnectionError: refused" in r.detail for r in results)

@@ -11,15 +11,15 @@ restarts of containers whose last termination was within the hour.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from functools import partial
 
-from .model import Probe, Recorder
+from ..adapters import kube as kube_adapter
 from ..environment import Environment
+from .model import Probe, Recorder
 from .thresholds import Thresholds
 
 C = "kubernetes"
-REQUIRES = ("kubernetes.client", "kubernetes.config")  # imported by the operation before the clocks start
+REQUIRES = kube_adapter.REQUIRES  # imported by the operation before the clocks start
 BACKOFF = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull")
 
 
@@ -35,66 +35,25 @@ def probes(target: Environment, th: Thresholds) -> list[Probe]:
     ]
 
 
-class KubeconfigProblem(Exception):
-    pass
-
-
-def api_client(target: Environment):
-    """An ApiClient for the contract's context (made once per run; no retries, so failures are quick)."""
-    def make():
-        from kubernetes import client, config
-
-        cfg = client.Configuration()
-        try:
-            api = config.new_client_from_config(config_file=os.environ.get("KUBECONFIG") or None,
-                                                context=target.contract.cluster.kube_context,
-                                                persist_config=False, client_configuration=cfg)
-        except config.ConfigException as exc:
-            raise KubeconfigProblem(
-                f"kubeconfig context {target.contract.cluster.kube_context!r}: {exc} (create it with `aws eks "
-                f"update-kubeconfig --name {target.contract.cluster.name} --alias {target.contract.cluster.kube_context}`)"
-            ) from None
-        api.configuration.retries = 0
-        return api
-
-    return target.once("kube-api", make)
-
-
-def _timeout(timeout: float) -> tuple[float, float]:
-    io = max(timeout - 0.5, 0.5)
-    return (min(io, 3.0), io)
-
-
-def _error(exc: BaseException) -> str:
-    status = getattr(exc, "status", None)
-    if status:
-        return f"HTTP {status} {getattr(exc, 'reason', '')}".strip()
-    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
-
-
 def api_server(target: Environment, timeout: float):
     rec = Recorder(C)
+    context = target.contract.cluster.kube_context
     try:
-        from kubernetes import client
-
-        versions = client.CoreApi(api_client(target)).get_api_versions(_request_timeout=_timeout(timeout))
-    except KubeconfigProblem as exc:
+        versions = target.kube().api_versions(timeout)
+    except kube_adapter.KubeconfigProblem as exc:
         rec.add("api server", "unknown", "no kubeconfig context", None, str(exc))
         return rec.results
     except Exception as exc:  # noqa: BLE001 - no answer is the verdict
-        rec.add("api server", "fail", "no answer", None, f"GET /api ({target.contract.cluster.kube_context}): {_error(exc)}")
+        rec.add("api server", "fail", "no answer", None, f"GET /api ({context}): {kube_adapter.error_text(exc)}")
         return rec.results
-    rec.add("api server", "ok", "answering", None,
-            f"GET /api ({target.contract.cluster.kube_context}) -> {', '.join(versions.versions or [])}")
+    rec.add("api server", "ok", "answering", None, f"GET /api ({context}) -> {', '.join(versions)}")
     return rec.results
 
 
 def deployments(target: Environment, timeout: float):
-    from kubernetes import client
-
     rec = Recorder(C)
     ns = target.contract.cluster.namespace
-    items = client.AppsV1Api(api_client(target)).list_namespaced_deployment(ns, _request_timeout=_timeout(timeout)).items
+    items = target.kube().deployments(ns, timeout)
     call = f"GET /apis/apps/v1/namespaces/{ns}/deployments"
     if not items:
         rec.add(f"deployments in {ns}", "warn", "none", "rolled out", f"{call} -> no deployments")
@@ -122,11 +81,9 @@ def deployments(target: Environment, timeout: float):
 
 
 def pods(target: Environment, th: Thresholds, timeout: float):
-    from kubernetes import client
-
     rec = Recorder(C)
     ns = target.contract.cluster.namespace
-    items = client.CoreV1Api(api_client(target)).list_namespaced_pod(ns, _request_timeout=_timeout(timeout)).items
+    items = target.kube().pods(ns, timeout)
     call = f"GET /api/v1/namespaces/{ns}/pods ({len(items)} pods)"
     now = dt.datetime.now(dt.timezone.utc)
     backing_off, restarted, restarts = [], [], 0

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
+from ..adapters import postgres as pg_adapter
 from ..environment import Environment, HostPort as Endpoint, Login
 from .model import CredentialsUnavailable, Probe, Recorder, guarded
 from .thresholds import Thresholds
@@ -35,10 +36,8 @@ class PgAccess:
         return cls(topo.primary_id, topo.primary, topo.replicas, topo.database, topo.sslmode, env.database_login)
 
     def conninfo(self, ep: Endpoint, timeout: float) -> str:
-        import psycopg.conninfo
-
         login = guarded("the database credentials", self.login)
-        return psycopg.conninfo.make_conninfo(
+        return pg_adapter.make_conninfo(
             host=ep.host, port=ep.port, dbname=self.database, user=login.user, password=login.password,
             sslmode=self.sslmode, connect_timeout=max(2, int(timeout) - 1), application_name="taly-health",
             options=f"-c statement_timeout={int(max(timeout - 0.5, 0.5) * 1000)}")
@@ -63,11 +62,7 @@ def probes(env: Environment, th: Thresholds) -> list[Probe]:
 
 
 def _query(pg: PgAccess, ep: Endpoint, timeout: float, sql: str, params: tuple = ()) -> list[tuple]:
-    import psycopg
-
-    with psycopg.connect(pg.conninfo(ep, timeout), autocommit=True) as conn:
-        cur = conn.execute(sql, params)
-        return cur.fetchall()
+    return pg_adapter.query(pg.conninfo(ep, timeout), sql, params)
 
 
 def _error(exc: BaseException) -> str:

@@ -8,15 +8,12 @@ message published a moment ago may not be counted yet.
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
+from ..adapters import rabbitmq as mq
 from ..environment import Environment, Login
 from .model import CredentialsUnavailable, Probe, Recorder, guarded
 from .thresholds import Thresholds
@@ -49,21 +46,12 @@ def probes(env: Environment, th: Thresholds) -> list[Probe]:
 
 
 def get(access: RabbitAccess, path: str, timeout: float) -> Any:
-    url = urllib.parse.urljoin(guarded("the broker's management URL", access.management_url), "api/" + path)
+    url = guarded("the broker's management URL", access.management_url)
     login = guarded("the broker's credentials", access.login)
-    req = urllib.request.Request(url, headers={
-        "Authorization": "Basic " + base64.b64encode(f"{login.user}:{login.password}".encode()).decode(),
-        "Accept": "application/json"})
-    with urllib.request.urlopen(req, timeout=max(timeout - 0.5, 0.5)) as resp:
-        return json.loads(resp.read() or b"null")
+    return mq.Management(url, login.user, login.password).get(path, timeout=max(timeout - 0.5, 0.5))
 
 
-def _error(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        return f"{exc.reason}"
-    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
+_error = mq.error_text
 
 
 def nodes(access: RabbitAccess, timeout: float):
@@ -94,9 +82,9 @@ def vhosts(access: RabbitAccess, timeout: float):
     try:
         data = get(access, "health/checks/virtual-hosts", timeout)
         call = "GET /api/health/checks/virtual-hosts"
-    except urllib.error.HTTPError as exc:
+    except mq.HTTPError as exc:
         if exc.code == 503:  # the health check's own "not ok"
-            body = _body(exc)
+            body = mq.error_body(exc)
             rec.add("virtual hosts", "fail", "down", "all up",
                     f"GET /api/health/checks/virtual-hosts -> 503 {body.get('reason') or body}")
             return rec.results
@@ -107,13 +95,6 @@ def vhosts(access: RabbitAccess, timeout: float):
     ok = isinstance(data, dict) and data.get("status") == "ok"
     rec.add("virtual hosts", "ok" if ok else "fail", "up" if ok else "down", "all up", f"{call} -> {data}")
     return rec.results
-
-
-def _body(exc: urllib.error.HTTPError) -> dict:
-    try:
-        return json.loads(exc.read() or b"{}")
-    except (ValueError, OSError):
-        return {}
 
 
 def queues(access: RabbitAccess, th: Thresholds, timeout: float):

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
+from ..adapters import redis as redis_adapter
 from ..environment import Environment, HostPort as Endpoint
 from .model import CredentialsUnavailable, Probe, Recorder, guarded
 from .thresholds import MiB, Thresholds
 
 C = "redis"
-REQUIRES = ("redis", "redis.backoff", "redis.retry")  # imported by the operation before the clocks start
+REQUIRES = redis_adapter.REQUIRES  # imported by the operation before the clocks start
 
 
 @dataclass
@@ -48,16 +49,9 @@ def probes(env: Environment, th: Thresholds) -> list[Probe]:
     return out
 
 
-def _client(access: RedisAccess, ep: Endpoint, timeout: float):
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    io = max(timeout - 0.5, 0.5)
+def _server(access: RedisAccess, ep: Endpoint) -> redis_adapter.RedisServer:
     password = guarded("the cache's auth token", access.password)
-    return redis.Redis(host=ep.host, port=ep.port, password=password, ssl=access.tls,
-                       socket_connect_timeout=io, socket_timeout=io, retry=Retry(NoBackoff(), 0),
-                       single_connection_client=True, decode_responses=True)
+    return redis_adapter.RedisServer(ep.host, ep.port, password, access.tls)
 
 
 def _error(exc: BaseException) -> str:
@@ -68,8 +62,7 @@ def ping(access: RedisAccess, ep: Endpoint, role: str, timeout: float):
     rec = Recorder(C)
     name = f"{role} {ep}: ping"
     try:
-        with _client(access, ep, timeout) as r:
-            pong = r.ping()
+        pong = redis_adapter.ping(_server(access, ep), timeout)
     except CredentialsUnavailable as exc:
         rec.add(name, "unknown", "no credentials", None, str(exc))
         return rec.results
@@ -84,8 +77,7 @@ def replication(access: RedisAccess, ep: Endpoint, th: Thresholds, timeout: floa
     rec = Recorder(C)
     name = f"replica {ep}: replication"
     lim = th.redis.replica_lag_bytes
-    with _client(access, ep, timeout) as r:
-        info = r.info("replication")
+    info = redis_adapter.info(_server(access, ep), "replication", timeout)
     role, link = info.get("role"), info.get("master_link_status")
     if role != "slave":
         rec.add(name, "fail", f"role {role}", "role slave, link up", f"INFO replication on {ep}: role={role}")
@@ -97,8 +89,8 @@ def replication(access: RedisAccess, ep: Endpoint, th: Thresholds, timeout: floa
         return rec.results
     replica_offset = int(info.get("slave_repl_offset") or 0)
     try:
-        with _client(access, access.primary, timeout) as p:
-            primary_offset = int(p.info("replication").get("master_repl_offset") or 0)
+        primary_offset = int(redis_adapter.info(_server(access, access.primary), "replication", timeout)
+                             .get("master_repl_offset") or 0)
     except Exception as exc:  # noqa: BLE001 - the link is up; the lag cannot be measured
         rec.add(name, "unknown", "link up", lim.describe(" MiB", MiB),
                 f"INFO replication on {ep}: master_link_status=up; primary {access.primary}: {_error(exc)}")
@@ -112,8 +104,7 @@ def replication(access: RedisAccess, ep: Endpoint, th: Thresholds, timeout: floa
 def memory(access: RedisAccess, th: Thresholds, timeout: float):
     rec = Recorder(C)
     lim = th.redis.memory_percent
-    with _client(access, access.primary, timeout) as r:
-        info = r.info("memory")
+    info = redis_adapter.info(_server(access, access.primary), "memory", timeout)
     used, maximum = int(info.get("used_memory") or 0), int(info.get("maxmemory") or 0)
     if maximum == 0:
         rec.add("memory", "ok", f"{used / MiB:.1f} MiB", lim.describe(" %"),
@@ -128,8 +119,7 @@ def memory(access: RedisAccess, th: Thresholds, timeout: float):
 
 def stats(access: RedisAccess, th: Thresholds, timeout: float):
     rec = Recorder(C)
-    with _client(access, access.primary, timeout) as r:
-        info = r.info("stats")
+    info = redis_adapter.info(_server(access, access.primary), "stats", timeout)
     for key, lim, label in (("evicted_keys", th.redis.evicted_keys, "evicted keys"),
                             ("rejected_connections", th.redis.rejected_connections, "rejected connections")):
         value = int(info.get(key) or 0)

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
-from .model import Probe, Recorder
+from ..adapters import prometheus as prometheus_adapter
 from ..environment import Environment
+from .model import Probe, Recorder
 from .thresholds import Limit, Thresholds
 
 C = "slo"
-REQUIRES = ("prometheus_api_client", "urllib3.util.retry")  # imported by the operation before the clocks start
+REQUIRES = prometheus_adapter.REQUIRES  # imported by the operation before the clocks start
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,6 @@ def probes(target: Environment, th: Thresholds) -> list[Probe]:
     return out
 
 
-def _connect(target: Environment, timeout: float):
-    from prometheus_api_client import PrometheusConnect
-    from urllib3.util.retry import Retry
-
-    url, auth = target.prometheus()
-    return url, PrometheusConnect(url=url, retry=Retry(total=0, connect=0, read=0, redirect=0), auth=auth,
-                                  timeout=max(timeout - 0.5, 0.5))
 
 
 def _error(exc: BaseException) -> str:
@@ -74,8 +68,9 @@ def _query(target: Environment, query: str, timeout: float) -> tuple[str, list[d
     """(url, result or None, error or None)."""
     url = "?"
     try:
-        url, prom = _connect(target, timeout)
-        return url, prom.custom_query(query), None
+        prom = target.prometheus()
+        url = prom.url
+        return url, prom.query(query, timeout), None
     except Exception as exc:  # noqa: BLE001 - unreachable or a bad answer: unknown, with the reason
         return url, None, _error(exc)
 

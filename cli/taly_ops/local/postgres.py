@@ -11,6 +11,7 @@ import os
 import signal
 from pathlib import Path
 
+from ..adapters import postgres as pg_adapter
 from .context import DATABASE, HOST, USER, Context
 from .state import Component
 from . import supervisor, tls
@@ -96,15 +97,12 @@ def _own(path: Path) -> None:
 
 
 def conninfo(host: str, port: int, password: str, dbname: str = DATABASE, user: str = USER) -> str:
-    return f"host={host} port={port} dbname={dbname} user={user} password={password} connect_timeout=3"
+    return pg_adapter.make_conninfo(host=host, port=port, dbname=dbname, user=user, password=password,
+                                    connect_timeout=3)
 
 
 def _query(info: str, sql: str) -> list[tuple]:
-    import psycopg
-
-    with psycopg.connect(info, autocommit=True) as conn:
-        cur = conn.execute(sql)
-        return cur.fetchall() if cur.description else []
+    return pg_adapter.query(info, sql)
 
 
 def start(ctx: Context) -> None:

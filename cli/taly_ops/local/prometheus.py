@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import urllib.request
 from pathlib import Path
 
+from ..adapters.prometheus import Prometheus
 from .context import DATABASE, HOST, USER, Context
 from .state import Component
 from . import supervisor
@@ -114,16 +114,12 @@ def _launch(ctx: Context, names: tuple[str, ...]) -> None:
 
 
 def _ready(port: int) -> bool:
-    with urllib.request.urlopen(f"{url(port)}/-/ready", timeout=2) as resp:
-        return resp.status == 200
+    return Prometheus(url(port)).ready()
 
 
 def targets(port: int) -> list[dict]:
     """Prometheus's active targets: job, scrape URL, health ("up", "down", "unknown")."""
-    with urllib.request.urlopen(f"{url(port)}/api/v1/targets?state=active", timeout=5) as resp:
-        data = json.load(resp)
-    return [{"job": t["labels"].get("job"), "url": t.get("scrapeUrl"), "health": t.get("health"),
-             "error": t.get("lastError")} for t in data["data"]["activeTargets"]]
+    return Prometheus(url(port)).targets()
 
 
 def stop(component: Component) -> bool:

@@ -9,8 +9,6 @@ writes its pid to RABBITMQ_PID_FILE, and that is the pid recorded.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import signal
@@ -20,6 +18,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from ..adapters.rabbitmq import Management
 from .context import HOST, USER, Context
 from .state import Component
 from . import supervisor
@@ -97,13 +96,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _api(port: int, password: str, method: str, path: str, body: dict | None = None, timeout: float = 5.0):
-    req = urllib.request.Request(f"http://{HOST}:{port}/api/{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    req.add_header("Authorization", "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode())
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        raw = resp.read()
-        return json.loads(raw) if raw else None
+    return Management(f"http://{HOST}:{port}/", USER, password).request(method, path, body, timeout)
 
 
 def api_get(port: int, password: str, path: str):

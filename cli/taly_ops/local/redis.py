@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
+from ..adapters import redis as redis_adapter
 from .context import HOST, Context
 from .state import Component
 from . import supervisor
@@ -41,33 +41,13 @@ def _config(path: Path, directory: Path, port: int, password: str, primary_port:
         f.write("\n".join(lines) + "\n")
 
 
-def command(port: int, password: str, *args: str, timeout: float = 2.0) -> str:
-    """One command over RESP, authenticated; the reply as text (enough for PING and INFO)."""
-    def encode(*parts: str) -> bytes:
-        out = f"*{len(parts)}\r\n".encode()
-        for p in parts:
-            b = p.encode()
-            out += b"$%d\r\n%s\r\n" % (len(b), b)
-        return out
-
-    with socket.create_connection((HOST, port), timeout=timeout) as s:
-        s.sendall(encode("AUTH", password) + encode(*args))
-        f = s.makefile("rb")
-        auth = f.readline()
-        if not auth.startswith(b"+OK"):
-            raise ConnectionError(auth.decode(errors="replace").strip())
-        head = f.readline()
-        if head.startswith(b"$"):
-            n = int(head[1:])
-            return f.read(n + 2)[:-2].decode(errors="replace") if n >= 0 else ""
-        if head.startswith(b"-"):
-            raise ConnectionError(head.decode(errors="replace").strip())
-        return head[1:].decode(errors="replace").strip()
+def ping(port: int, password: str) -> bool:
+    return redis_adapter.ping(redis_adapter.RedisServer(HOST, port, password))
 
 
 def info(port: int, password: str, section: str = "replication") -> dict[str, str]:
-    text = command(port, password, "INFO", section)
-    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+    """INFO <section> of a local server, every value as text."""
+    return {k: str(v) for k, v in redis_adapter.info(redis_adapter.RedisServer(HOST, port, password), section).items()}
 
 
 def start(ctx: Context) -> None:
@@ -83,7 +63,7 @@ def start(ctx: Context) -> None:
         spawned = supervisor.spawn([binary(), str(conf)], log=log, cwd=directory)
         ctx.record(name, spawned, port, log, host=HOST, role="replica" if upstream else "primary",
                    **({"primary_port": upstream} if upstream else {}))
-        ctx.wait(lambda: command(port, pw, "PING") == "PONG", component=name, what="PONG", timeout=20, log=log,
+        ctx.wait(lambda: ping(port, pw), component=name, what="PONG", timeout=20, log=log,
                  pid=spawned.pid)
         ctx.say(name, f"ready on {HOST}:{port}")
     ctx.wait(lambda: info(rport, pw).get("master_link_status") == "up", component="redis-replica",
@@ -102,7 +82,7 @@ def restart(ctx: Context, dead: set[str]) -> None:
         old = ctx.state.component(name)
         spawned = supervisor.spawn([binary(), str(directory / "redis.conf")], log=log, cwd=directory)
         ctx.record(name, spawned, port, log, **(old.info if old else {}))
-        ctx.wait(lambda port=port: command(port, pw, "PING") == "PONG", component=name, what="PONG", timeout=20,
+        ctx.wait(lambda port=port: ping(port, pw), component=name, what="PONG", timeout=20,
                  log=log, pid=spawned.pid)
         ctx.say(name, f"restarted on {HOST}:{port}")
     ctx.wait(lambda: info(ctx.ports["redis-replica"], pw).get("master_link_status") == "up", component="redis-replica",

@@ -187,10 +187,10 @@ def _inserts(c: dict[str, int]) -> list[str]:
 
 def load(conninfo: str, size: int = DEFAULT_SIZE) -> int:
     """Create the schema and `size` rows of sample data in the database conninfo names; returns the row count."""
-    import psycopg
+    from ..adapters.postgres import connect_info
 
     c = counts(size)
-    with psycopg.connect(conninfo) as conn:
+    with connect_info(conninfo, autocommit=False) as conn:
         tables, after_data = schema_sql()
         with conn.transaction():
             conn.execute("SET LOCAL synchronous_commit = off")
@@ -205,9 +205,9 @@ def load(conninfo: str, size: int = DEFAULT_SIZE) -> int:
 
 def fingerprint(conninfo: str) -> dict[str, tuple[int, str]]:
     """(row count, md5 of every row in id order) per table: equal fingerprints mean equal data."""
-    import psycopg
+    from ..adapters.postgres import connect_info
 
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect_info(conninfo) as conn:
         conn.execute("SET TimeZone = 'UTC'")
         out = {}
         for t in TABLES:
