@@ -103,3 +103,21 @@ def test_a_key_given_twice_is_refused_but_merge_keys_may_be_overridden() -> None
     with pytest.raises(YamlError, match=r"^f.yaml:3: key 'a' is given twice in one mapping$"):
         loads("a: 1\nb: 2\na: 3\n", "f.yaml")
     assert loads("d: &d {a: 1}\ne: {<<: *d, a: 2}\n", "f") == {"d": {"a": 1}, "e": {"a": 2}}
+
+
+def test_no_module_reads_yaml_around_the_safe_loader(project_root: Path) -> None:
+    """Every YAML the project reads goes through taly_platform.safe_yaml (bombs, binary files, duplicate keys)."""
+    import ast
+
+    loaders = {"load", "safe_load", "full_load", "unsafe_load", "load_all", "safe_load_all", "full_load_all",
+               "unsafe_load_all", "compose", "compose_all"}
+    offenders = []
+    for folder in ("platform", "cli", "policy"):
+        for path in (project_root / folder).rglob("*.py"):
+            if path.name == "safe_yaml.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.Attribute) and node.attr in loaders and isinstance(node.value, ast.Name)
+                        and node.value.id == "yaml"):
+                    offenders.append(f"{path.relative_to(project_root)}:{node.lineno}")
+    assert offenders == []
