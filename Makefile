@@ -45,6 +45,7 @@ test-unit: setup
 bench: setup system-deps
 	$(PY) benchmarks/bench_plan.py
 	$(PY) benchmarks/bench_health.py
+	$(PY) benchmarks/bench_local.py
 	$(PY) benchmarks/bench_refresh.py
 	$(PY) benchmarks/bench_drill.py   # ~1 GB database: a few minutes
 

@@ -290,7 +290,7 @@ def _start_all(ctx: Context) -> None:
 
 def _abandon(ctx: Context) -> None:
     """Stop what a failed or interrupted `up` started; keep the logs (and the state file if any process survived)."""
-    left = stop_all(ctx.state, ctx.progress, graceful=False)
+    left = stop_all(ctx.state, ctx.progress)
     if left:
         ctx.progress(f"could not stop {left}; {ctx.state.path} still lists them for `taly local down`")
         return
@@ -299,19 +299,21 @@ def _abandon(ctx: Context) -> None:
 
 # --- down -------------------------------------------------------------------------------------------
 
-def _stop_one(c: Component, state_dir: Path, graceful: bool) -> bool:
+def _stop_one(c: Component) -> bool:
     if c.name in ("postgres-primary", "postgres-replica"):
-        return postgres.stop(c)
+        return postgres.stop(c)  # fast shutdown: it removes its shared memory
     if c.name == "rabbitmq":
-        return rabbitmq.stop(c, state_dir, graceful=graceful)
+        return rabbitmq.stop(c)
+    if c.name == "moto":
+        return aws_emulator.stop(c)
     return supervisor.stop(c.pid, c.start_time, pgid=c.pgid, timeout=10)
 
 
-def stop_all(state: State, progress: Progress = _noop, graceful: bool = True) -> str:
+def stop_all(state: State, progress: Progress = _noop) -> str:
     """Stop every recorded process (chains in parallel); returns a description of any left running.
 
-    graceful=False is for an estate about to be wiped (a failed start, a stale state): no
-    `rabbitmqctl stop`, and less patience before SIGKILL.
+    Every caller deletes the estate's files next (`down`, a failed `up`), so nothing is stopped
+    gracefully for its data's sake: the broker and the emulator are killed outright.
     """
     by_name = {c.name: c for c in state.components}
     chains = [[by_name[n] for n in chain if n in by_name] for chain in STOP_CHAINS]
@@ -323,7 +325,7 @@ def stop_all(state: State, progress: Progress = _noop, graceful: bool = True) ->
         for c in chain:
             was_running = c.running
             try:
-                forced = _stop_one(c, state.state_dir, graceful)
+                forced = _stop_one(c)
             except OSError as exc:
                 progress(f"{c.name}: cannot stop pid {c.pid}: {exc}")
                 continue
