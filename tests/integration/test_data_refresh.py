@@ -27,9 +27,10 @@ from taly_ops.app import app
 from taly_ops.datarefresh import anonymize, fakes, patterns, schema as schema_mod, subset
 from taly_ops.local import aws_emulator, postgres, sample_data, scratch_postgres, supervisor
 from taly_ops.local.state import State
-from taly_ops.operations import drill as drill_ops
+from taly_ops.operations import drills as drill_ops
 
 import pii_rows
+import hooked_taly  # noqa: E402
 from estate_fixture import start_local_estate, wait_for_scratch  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -524,9 +525,10 @@ def test_refusals_and_unknowns(local, source, target, project, tmp_path):
 def test_sigterm_during_a_refresh_cleans_up_and_leaves_the_target(local, source, target, project):
     before = sample_data.fingerprint(target_info(target, "taly_staging"))
     dbs = databases(target)
-    env = {**os.environ, **project["env"], "TALY_REFRESH_HOLD_SECONDS": "30"}
-    proc = subprocess.Popen([sys.executable, "-m", "taly_ops", "data", "refresh", "--from", "local", "--to", "staging",
-                             "--anonymize", "--state-dir", str(local.state_dir), "-o", "json"],
+    env = {**os.environ, **project["env"]}
+    proc = subprocess.Popen(hooked_taly.command("restore_scratch", 30, "data", "refresh", "--from", "local", "--to",
+                                                "staging", "--anonymize", "--state-dir", str(local.state_dir), "-o",
+                                                "json"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:
         entry = wait_for_scratch(proc, lambda: registry(project, "staging"), timeout=60)
@@ -544,9 +546,9 @@ def test_sigterm_during_a_refresh_cleans_up_and_leaves_the_target(local, source,
 
 
 def test_drill_reap_removes_what_a_killed_refresh_left(local, source, target, project):
-    env = {**os.environ, **project["env"], "TALY_REFRESH_HOLD_SECONDS": "30"}
-    proc = subprocess.Popen([sys.executable, "-m", "taly_ops", "data", "refresh", "--from", "local", "--to", "staging",
-                             "--anonymize", "--state-dir", str(local.state_dir)],
+    env = {**os.environ, **project["env"]}
+    proc = subprocess.Popen(hooked_taly.command("restore_scratch", 30, "data", "refresh", "--from", "local", "--to",
+                                                "staging", "--anonymize", "--state-dir", str(local.state_dir)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         entry = wait_for_scratch(proc, lambda: registry(project, "staging"), timeout=60)

@@ -25,6 +25,7 @@ from taly_ops.app import app
 from taly_ops.local import aws_emulator, postgres, supervisor
 from taly_ops.local.state import State
 
+import hooked_taly  # noqa: E402
 from estate_fixture import start_local_estate, wait_for_scratch  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -34,9 +35,9 @@ SIZE = 10_000
 
 def _reap_kept_drills(state_dir: Path) -> None:
     """A failed test may have left a kept scratch instance: reap it before the estate goes down."""
-    from taly_ops.operations import backup as backup_ops, drill as drill_ops
+    from taly_ops.operations import drills
 
-    drill_ops.reap(backup_ops.resolve("local", state_dir))
+    drills.reap(drills.ScratchHost("local", state_dir))
 
 
 @pytest.fixture(scope="module")
@@ -289,10 +290,9 @@ def test_keep_leaves_the_instance_for_reap(local):
 
 def test_sigterm_during_the_drill_tears_the_instance_down(local):
     m = backup(local)
-    env = {**os.environ, "TALY_DRILL_HOLD_SECONDS": "30"}
-    proc = subprocess.Popen([sys.executable, "-m", "taly_ops", "drill", "restore", "--env", "local", "--state-dir",
-                             str(local.state_dir), "--from", m["backup_id"], "-o", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(hooked_taly.command("restore", 30, "drill", "restore", "--env", "local", "--state-dir",
+                                                str(local.state_dir), "--from", m["backup_id"], "-o", "json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         entry = wait_for_scratch(proc, lambda: registry(local), timeout=30)
         assert supervisor.alive(entry["pid"], entry["start_time"])
@@ -378,9 +378,8 @@ def test_a_killed_drill_does_not_outlive_local_down(request):
     runner = CliRunner()
     made = runner.invoke(app, ["backup", "create", "--env", "local", "--state-dir", sd, "-o", "json"])
     assert made.exit_code == 0, made.stderr
-    env = {**os.environ, "TALY_DRILL_HOLD_SECONDS": "60"}
-    proc = subprocess.Popen([sys.executable, "-m", "taly_ops", "drill", "restore", "--env", "local", "--state-dir", sd],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(hooked_taly.command("restore", 60, "drill", "restore", "--env", "local", "--state-dir", sd),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         entry = wait_for_scratch(proc, lambda: registry(small), timeout=30)
         proc.kill()

@@ -37,6 +37,8 @@ from typer.testing import CliRunner
 
 from taly_ops.app import app
 
+import hooked_taly  # noqa: E402
+
 pytestmark = pytest.mark.integration
 
 REGION = "eu-west-1"
@@ -165,7 +167,7 @@ def project(cloud, tmp_path, monkeypatch) -> Path:
     write_project(tmp_path, contract(cloud))
     for key, value in aws_env(tmp_path, cloud["url"]).items():
         monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "TALY_DRILL_HOLD_SECONDS", "TALY_LOCAL_STATE"):
+    for key in ("AWS_PROFILE", "TALY_LOCAL_STATE"):
         monkeypatch.delenv(key, raising=False)
     return tmp_path
 
@@ -427,7 +429,7 @@ def test_a_named_snapshot_sets_the_restore_point_and_an_unknown_one_is_exit_2(pr
 
 
 def test_a_target_identifier_that_is_a_source_is_refused_before_anything_is_created(project, cloud, monkeypatch):
-    from taly_ops.operations import rds_drill
+    from taly_ops.operations.drills import rds as rds_drill
 
     before = {i: describe(cloud, i)["DBInstanceStatus"] for i in (PRIMARY, REPLICA)}
     for source in (PRIMARY, REPLICA.upper()):
@@ -442,7 +444,7 @@ def test_a_target_identifier_that_is_a_source_is_refused_before_anything_is_crea
 @pytest.mark.parametrize("keep", [(), ("--keep",)], ids=["", "keep"])
 def test_a_restored_endpoint_that_is_a_source_endpoint_is_refused_and_deleted(cloud, tmp_path, monkeypatch, keep):
     """Deleted even with --keep: the refusal is exit 2, with the instance deleted."""
-    from taly_ops.operations import rds_drill
+    from taly_ops.operations.drills import rds as rds_drill
 
     fixed = "taly-drill-dev-20990101t000000-abcdef"
     # A contract whose replica endpoint is where the scratch instance will answer.
@@ -497,9 +499,8 @@ def test_an_unreachable_aws_endpoint_is_exit_3(project, cloud, monkeypatch):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_while_the_instance_is_up_deletes_it(project, cloud, sig):
-    env = {**os.environ, "TALY_DRILL_HOLD_SECONDS": "60"}
-    proc = subprocess.Popen([sys.executable, "-m", "taly_ops", "drill", "restore", "--env", ENV, "--from", "snapshot",
-                             "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(hooked_taly.command("verify", 60, "drill", "restore", "--env", ENV, "--from", "snapshot",
+                                                "-o", "json"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
     reader.start()
@@ -546,8 +547,8 @@ def _interrupted_during_the_restore_call(monkeypatch, *, creates: bool, lagging_
     """RestoreDBInstanceFromDBSnapshot is sent (creating the instance in moto, or not yet), then SIGTERM
     arrives before the call returns; the next `lagging_describes` describes of it find nothing yet."""
     from taly_ops.adapters import rds as rds_api
-    from taly_ops.operations import drill as drill_ops
-    from taly_ops.operations import rds_drill
+    from taly_ops.errors import Interrupted
+    from taly_ops.operations.drills import rds as rds_drill
 
     real_restore, real_instance = rds_api.restore_from_snapshot, rds_api.instance
     seen = {"sent": False, "lagged": 0, "target": None}
@@ -556,7 +557,7 @@ def _interrupted_during_the_restore_call(monkeypatch, *, creates: bool, lagging_
         seen["sent"], seen["target"] = True, target_id
         if creates:
             real_restore(client, target_id, snapshot_id, settings)
-        raise drill_ops.Interrupted(signal.SIGTERM)
+        raise Interrupted(signal.SIGTERM)
 
     def instance(client, identifier):
         if seen["sent"] and identifier == seen["target"] and seen["lagged"] < lagging_describes:
@@ -587,7 +588,7 @@ def test_a_signal_during_the_restore_call_waits_for_the_instance_describe_lags_b
 
 def test_an_instance_never_described_after_the_restore_call_is_reported_not_found_not_removed(
         project, cloud, monkeypatch):
-    from taly_ops.operations import rds_drill
+    from taly_ops.operations.drills import rds as rds_drill
 
     snapshot_now(cloud, "taly-dev-never")
     monkeypatch.setattr(rds_drill, "TEARDOWN_SETTLE_SECONDS", 0.2)
@@ -605,7 +606,7 @@ def test_an_instance_never_described_after_the_restore_call_is_reported_not_foun
 
 
 def test_reap_leaves_a_young_instance_of_another_hosts_drill_unless_forced(project, cloud):
-    from taly_ops.operations import rds_drill
+    from taly_ops.operations.drills import rds_reap as rds_drill
 
     assert rds_drill.OTHER_HOST_DRILL_HOURS == 3
     ago = lambda hours: (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)).isoformat(timespec="milliseconds")
@@ -634,7 +635,7 @@ def test_reap_leaves_a_young_instance_of_another_hosts_drill_unless_forced(proje
 
 
 def test_reap_help_explains_force():
-    from taly_ops.operations import rds_drill
+    from taly_ops.operations.drills import rds_reap as rds_drill
 
     result = taly("drill", "reap", "--help", env={"COLUMNS": "200"})
     text = " ".join(result.stdout.split())

@@ -10,7 +10,11 @@ import pytest
 from taly_ops import audit
 from taly_ops.errors import BadInput
 from taly_ops.operations import backup as backup_ops
-from taly_ops.operations import drill as drill_ops
+from taly_ops import junit
+from taly_ops.errors import Interrupted
+from taly_ops.operations import drills as drill_ops
+from taly_ops.operations import steps
+from taly_ops.operations.drills import logical
 
 
 def _report(passed: bool = True) -> dict:
@@ -46,13 +50,13 @@ def test_a_broken_spec_is_bad_input(tmp_path):
 
 
 def test_junit_for_a_passed_drill_has_no_failures():
-    suite = ET.fromstring(drill_ops.junit_xml(_report(True)))
+    suite = ET.fromstring(junit.junit_xml(_report(True)))
     assert suite.tag == "testsuite" and suite.get("failures") == "0"
     assert {c.get("name") for c in suite.iter("testcase")} >= {"1.dat.gz", "public.tenants", "rpo", "rto"}
 
 
 def test_junit_for_a_failed_drill_names_the_file():
-    suite = ET.fromstring(drill_ops.junit_xml(_report(False)))
+    suite = ET.fromstring(junit.junit_xml(_report(False)))
     failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
     assert "1.dat.gz" in failed and int(suite.get("failures")) == len(failed)
 
@@ -145,7 +149,7 @@ def test_a_signal_the_caller_ignores_stays_ignored_during_a_drill():
 
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        with drill_ops._signals_raise() as flags:
+        with steps.signals_raise() as flags:
             os.kill(os.getpid(), signal.SIGHUP)  # would raise Interrupted if handled
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN and not flags["fired"]
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
@@ -159,8 +163,8 @@ def test_a_hang_up_interrupts_a_drill_run_from_a_terminal():
 
     previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
     try:
-        with pytest.raises(drill_ops.Interrupted, match="SIGHUP"):
-            with drill_ops._signals_raise():
+        with pytest.raises(Interrupted, match="SIGHUP"):
+            with steps.signals_raise():
                 os.kill(os.getpid(), signal.SIGHUP)
     finally:
         signal.signal(signal.SIGHUP, previous)
@@ -288,13 +292,13 @@ def _stopped_early() -> dict:
 
 
 def test_a_drill_stopped_early_skips_the_checks_it_never_ran():
-    suite = ET.fromstring(drill_ops.junit_xml(_stopped_early()))
+    suite = ET.fromstring(junit.junit_xml(_stopped_early()))
     failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
     skipped = {c.get("name") for c in suite.iter("testcase") if c.find("skipped") is not None}
     assert failed == {"1.dat.gz", "completed"}
     assert skipped == {"schema fingerprint", "rto"}
     assert suite.get("failures") == "2" and suite.get("skipped") == "2"
-    assert b"None" not in drill_ops.junit_xml(_stopped_early())
+    assert b"None" not in junit.junit_xml(_stopped_early())
 
 
 def test_a_drill_report_reads_as_prose_for_people(capsys):
@@ -339,7 +343,7 @@ def test_an_out_of_range_port_is_refused_by_the_operation_too(tmp_path):
     from types import SimpleNamespace
 
     with pytest.raises(BadInput, match="--port 70000"):
-        drill_ops.restore(SimpleNamespace(name="local", state_dir=tmp_path), port=70000)
+        logical.restore(SimpleNamespace(name="local", state_dir=tmp_path), port=70000)
     assert not list(tmp_path.iterdir())
 
 

@@ -12,8 +12,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 
 from taly_ops.adapters import rds as rds_api
 from taly_ops.errors import BadInput, Unreachable
-from taly_ops.operations import drill as drill_ops
-from taly_ops.operations import rds_backup, rds_drill
+from taly_ops import junit
+from taly_ops.operations import rds_backup
+from taly_ops.operations.drills import rds as rds_drill
+from taly_ops.operations.drills import rds_reap
 
 T = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
 
@@ -100,7 +102,7 @@ def test_junit_of_an_rds_drill_names_the_restore_point_kind_and_the_error():
         "verification": {"files": [], "files_passed": None, "schema_passed": False, "schema": {}, "tables": [],
                          "invariants": [], "smoke": [], "passed": False},
     }
-    suite = ET.fromstring(drill_ops.junit_xml(report))
+    suite = ET.fromstring(junit.junit_xml(report))
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["restore_point_kind"] == "pitr"
     failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
@@ -149,7 +151,7 @@ def test_reap_reads_a_started_at_tag_without_offset_as_utc_and_a_bad_one_as_old_
     rds = _FakeRDS([_drill_instance("taly-drill-dev-a", naive_old), _drill_instance("taly-drill-dev-b", naive_young),
                     _drill_instance("taly-drill-dev-c", "last tuesday")])
     lines: list[str] = []
-    entries = rds_drill.reap_rds(_reap_env(tmp_path, rds), older_than_hours=1, progress=lines.append)
+    entries = rds_reap.reap_rds(_reap_env(tmp_path, rds), older_than_hours=1, progress=lines.append)
     by_id = {e["instance_id"]: e for e in entries}
     assert by_id["taly-drill-dev-a"]["deleted"] is True and "warning" not in by_id["taly-drill-dev-a"]
     assert by_id["taly-drill-dev-b"]["skipped"] == "younger than 1h"  # 10 min ago in UTC, whatever the local zone
@@ -161,6 +163,6 @@ def test_reap_reads_a_started_at_tag_without_offset_as_utc_and_a_bad_one_as_old_
 
 
 def test_owner_tags_name_their_host():
-    assert rds_drill._owner_host("ops-runner-2.internal:4242:987654") == "ops-runner-2.internal"
-    assert rds_drill._owner_host("none") is None and rds_drill._owner_host(None) is None
-    assert rds_drill._owner_host("host:notapid:1") is None
+    assert rds_reap.owner_host("ops-runner-2.internal:4242:987654") == "ops-runner-2.internal"
+    assert rds_reap.owner_host("none") is None and rds_reap.owner_host(None) is None
+    assert rds_reap.owner_host("host:notapid:1") is None

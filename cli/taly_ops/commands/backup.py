@@ -44,20 +44,11 @@ def create(
     """
     from ..operations import backup as ops
 
-    if kind == Kind.snapshot:
-        from ..operations import rds_backup
-
-        if env == "local":  # exit 2 before looking for the local estate
-            rds_backup.require_cloud(env, "--kind snapshot")
-        environment = ops.resolve(env, state_dir)
-        with on_interrupt("the snapshot was requested and RDS keeps creating it "
-                          f"(`taly backup list --env {env}` shows it)"):
-            snap = rds_backup.create_snapshot(environment, wait=wait, progress=progress)
-        emit(output, snap, _snapshot_created)
-        return
-    with on_interrupt("no backup was recorded"):
-        manifest = ops.create(ops.resolve(env, state_dir), progress=progress)
-    emit(output, manifest, _created)
+    snapshot = kind == Kind.snapshot
+    with on_interrupt(f"the snapshot was requested and RDS keeps creating it (`taly backup list --env {env}` shows it)"
+                      if snapshot else "no backup was recorded"):
+        taken = ops.take(env, kind.value, wait=wait, state_dir=state_dir, progress=progress)
+    emit(output, taken, _snapshot_created if snapshot else _created)
 
 
 @app.command("list")
@@ -78,14 +69,7 @@ def list_(
     """
     from ..operations import backup as ops
 
-    environment = ops.resolve(env, state_dir)
-    listing = ops.list_backups(environment)
-    data: dict[str, Any] = {"backups": listing.backups, "damaged": listing.damaged}
-    if not environment.is_local:
-        from ..operations import rds_backup
-
-        data |= rds_backup.restore_points(environment)
-    emit(output, data, _list_all)
+    emit(output, ops.restore_points(env, state_dir).to_json(), _list_all)
 
 
 def _created(m: dict[str, Any]) -> None:

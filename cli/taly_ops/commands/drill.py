@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..errors import VERDICT, BadInput
+from ..errors import VERDICT
 from ..render import Output, console, emit
 from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, on_interrupt, progress
 
@@ -53,33 +53,22 @@ def restore(
     targets), 2 bad input (unknown backup or snapshot, a target that is a source, no snapshot), 3
     unreachable (no backups bucket, RDS not answering).
     """
-    from ..operations import backup as backup_ops
-    from ..operations import drill as ops
-    from ..operations import rds_drill
+    from ..operations import drills
 
-    rds = rds_drill.is_rds_source(from_) and env != "local"
-    if env == "local" and from_ in rds_drill.KEYWORDS:
-        from ..operations.rds_backup import require_cloud
-
-        require_cloud(env, f"--from {from_}")
-    if rds and port is not None:
-        raise BadInput("--port is for logical drills (a scratch PostgreSQL on this machine); an RDS drill's "
-                       "instance listens where RDS puts it")
     with on_interrupt(_interrupted_drill):
-        if rds:
-            report = rds_drill.restore(backup_ops.resolve(env, state_dir), from_, keep=keep, spec_path=spec,
-                                       wait_minutes=wait_minutes, progress=progress)
-        else:
-            report = ops.restore(backup_ops.resolve(env, state_dir), from_, keep=keep, port=port, spec_path=spec,
-                                 progress=progress)
+        report = drills.restore_from(env, from_, state_dir=state_dir, keep=keep, port=port, spec_path=spec,
+                                     wait_minutes=wait_minutes, progress=progress)
+    data = report.to_json()
     if junit is not None:
+        from ..junit import junit_xml
+
         where = junit.absolute()
         created = not where.parent.exists()
         where.parent.mkdir(parents=True, exist_ok=True)
-        where.write_bytes(ops.junit_xml(report))
+        where.write_bytes(junit_xml(data))
         progress(f"JUnit XML written to {where}" + (f" (created {where.parent})" if created else ""))
-    emit(output, report, _report)
-    if report["status"] != "passed":
+    emit(output, data, _report)
+    if report.status != "passed":
         raise typer.Exit(VERDICT)
 
 
@@ -93,7 +82,7 @@ def reap(
     env: str = typer.Option(..., "--env", "-e", help=LOCAL_ONLY_ENV_HELP),
     older_than: float = typer.Option(0.0, "--older-than", min=0, help="Only drills started more than HOURS ago."),
     force: bool = typer.Option(False, "--force", help=(
-        # 3 h: rds_drill.OTHER_HOST_DRILL_HOURS (not imported here: the CLI imports operations lazily).
+        # 3 h: drills.rds_reap.OTHER_HOST_DRILL_HOURS (not imported here: the CLI imports operations lazily).
         "dev/staging/prod: also delete RDS scratch instances of drills started on another host less than "
         "3 h ago (the longest a drill may still be running). Their owner cannot be "
         "checked from this host, so without --force they are skipped. Drills running on this host are never "
@@ -112,9 +101,9 @@ def reap(
     JSON: {"reaped": [{drill_id, port, dir, instance_was_running, ...; RDS: kind "rds", instance_id,
     status, deleted, warning?}], "skipped": [{drill_id, reason}], "unregistered_dirs": [...]}.
     """
-    from ..operations import drill as ops
+    from ..operations import drills
 
-    result = ops.reap_environment(env, state_dir, older_than_hours=older_than, force=force, progress=progress)
+    result = drills.reap_environment(env, state_dir, older_than_hours=older_than, force=force, progress=progress)
     emit(output, result, _reaped)
 
 
@@ -125,11 +114,11 @@ def history(
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
 ) -> None:
     """Past drills, from the reports stored in the backups bucket (drills/*.json), oldest first."""
-    from ..operations import backup as backup_ops
-    from ..operations import drill as ops
+    from ..environment import resolve
+    from ..operations import drills
 
-    drills = ops.history(backup_ops.resolve(env, state_dir))
-    emit(output, {"drills": drills}, lambda d: _history(d["drills"]))
+    past = drills.history(resolve(env, state_dir))
+    emit(output, {"drills": past}, lambda d: _history(d["drills"]))
 
 
 def _report(r: dict[str, Any]) -> None:

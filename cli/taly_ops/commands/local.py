@@ -56,7 +56,7 @@ def down(
     how to remove its instance should it not tear it down itself.
     """
     from ..local import estate
-    from ..operations import drill as drills
+    from ..operations import drills
 
     drills.reap_before_down(_state_dir(state_dir), progress=progress)
     result = estate.down(_state_dir(state_dir), progress=progress)

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from ..environment import CLOUD as CLOUD_ENVS  # noqa: F401 - the environment model lives in taly_ops.environment
 from ..environment import Environment, addresses, contract_addresses, resolve  # noqa: F401
 from ..errors import BadInput, Unreachable
+from .steps import iso, now  # noqa: F401 - re-exported: backups and drills stamp times alike
 
 Progress = Callable[[str], None]
 BACKUPS_PREFIX = "backups/"
@@ -37,14 +38,6 @@ def _noop(line: str) -> None:
     pass
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def iso(t: dt.datetime | None) -> str | None:
-    return t.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds") if t else None
-
-
 def new_backup_id(t: dt.datetime) -> str:
     return t.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
@@ -54,12 +47,12 @@ def new_backup_id(t: dt.datetime) -> str:
 def create(env: Environment, progress: Progress = _noop) -> dict[str, Any]:
     """Dump, fingerprint and upload one backup; returns its manifest.
 
-    SIGTERM and SIGINT raise drill.Interrupted, so the local work directory is always removed; an
+    SIGTERM and SIGINT raise errors.Interrupted, so the local work directory is always removed; an
     interrupted backup has no manifest in the bucket and is never listed or restored.
     """
-    from .drill import _signals_raise
+    from .steps import signals_raise
 
-    with _signals_raise():
+    with signals_raise():
         return _create(env, progress)
 
 
@@ -149,10 +142,44 @@ def _dump(env: Environment, backup_id: str, dump_dir: Path, started: dt.datetime
 
 @dataclass
 class Listing:
-    """The bucket's backups: the complete ones (oldest first) and the damaged ones (each with its reason)."""
+    """What can be restored: the bucket's complete backups (oldest first), its damaged ones (each with its reason),
+    and in dev/staging/prod the RDS restore points (rds_backup.restore_points: snapshots, the point-in-time window)."""
 
     backups: list[dict[str, Any]]
     damaged: list[dict[str, Any]]
+    rds: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"backups": self.backups, "damaged": self.damaged, **(self.rds or {})}
+
+
+def restore_points(env_name: str, state_dir: Path | None = None) -> Listing:
+    """`taly backup list`: the logical backups, and for a cloud environment its RDS restore points too."""
+    env = resolve(env_name, state_dir)
+    listing = list_backups(env)
+    if not env.is_local:
+        from . import rds_backup
+
+        listing.rds = rds_backup.restore_points(env)
+    return listing
+
+
+def take(env_name: str, kind: str = "logical", *, wait: bool = True, state_dir: Path | None = None,
+         progress: Progress = _noop) -> dict[str, Any]:
+    """`taly backup create`: a logical backup (every environment; its manifest) or an RDS snapshot of the primary
+    (dev/staging/prod; `wait` until it is available). A snapshot of the local estate is exit 2 before anything."""
+    from ..environment import LOCAL, check_name
+
+    if check_name(env_name) == LOCAL and kind == "snapshot":
+        from . import rds_backup
+
+        rds_backup.require_cloud(env_name, "--kind snapshot")
+    env = resolve(env_name, state_dir)
+    if kind == "snapshot":
+        from . import rds_backup
+
+        return rds_backup.create_snapshot(env, wait=wait, progress=progress)
+    return create(env, progress=progress)
 
 
 def list_backups(env: Environment) -> Listing:

@@ -15,7 +15,8 @@ import time
 from typing import Any, Callable
 
 from ..errors import BadInput
-from .backup import Environment, iso, now
+from ..environment import Environment
+from .steps import iso, now
 
 Progress = Callable[[str], None]
 SNAPSHOT_WAIT_SECONDS = 4 * 3600
@@ -78,9 +79,9 @@ def create_snapshot(env: Environment, *, wait: bool = True, timeout: float = SNA
                  after={"snapshot_id": snapshot_id, "arn": snap.get("DBSnapshotArn"), "status": snap.get("Status")})
     progress(f"snapshot {snapshot_id} of {db.primary_id} requested ({snap.get('Status')})")
     if wait and snap.get("Status") != "available":
-        from .drill import _signals_raise
+        from .steps import signals_raise
 
-        with _signals_raise():
+        with signals_raise():
             snap = rds_api.wait_snapshot(rds, snapshot_id, timeout=timeout, progress=progress)
     result = snapshot_summary(snap, env.contract.database.primary_id)
     result |= {"kind": "snapshot", "backup_id": snapshot_id, "environment": env.name, "requested_at": iso(started),

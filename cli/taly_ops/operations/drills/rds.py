@@ -24,31 +24,26 @@ instance answers: inside the VPC, from a network the stack's database.drillClien
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
-import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..errors import BadInput, Unreachable
-from .backup import Environment, iso, now
-from .drill import SPEC, Guarded, finish, load_spec, run_guarded, verify_database
+from ...errors import BadInput, Unreachable
+from ..backup import iso, now
+from ..steps import Clock, Guarded, Steps, run_guarded
+from ...environment import Environment
+from ..steps import Progress, quiet
+from .rds_reap import WAIT_MINUTES, delete, mark_kept, owner_tag  # noqa: F401 - WAIT_MINUTES: the default wait
+from ..reports import DrillReport
+from .report import finish, new_report
+from .spec import SPEC, load_spec
+from .verification import verify_database
 
-Progress = Callable[[str], None]
 KEYWORDS = ("snapshot", "pitr")
-WAIT_MINUTES = 120            # how long a restore may take to become available
-TEARDOWN_WAIT_SECONDS = 1800  # how long to wait for an instance that cannot be deleted yet (still creating)
 TEARDOWN_SETTLE_SECONDS = 30  # after a restore request was sent: how long describe may lag before "not found"
 TEARDOWN_SETTLE_POLL = 2.0    # ... and how often to look again meanwhile
-# The longest a drill on another host may still be running: the default restore wait (--wait-minutes) plus an
-# hour for verifying and tearing down. `reap` leaves such younger instances alone unless --force.
-OTHER_HOST_DRILL_HOURS = (WAIT_MINUTES + 60) / 60
-HOLD_ENV = "TALY_DRILL_HOLD_SECONDS"
-
-
-def _noop(line: str) -> None:
-    pass
 
 
 def is_rds_source(source: str) -> bool:
@@ -61,42 +56,10 @@ def new_drill_id(env: str, t: dt.datetime) -> str:
     return f"taly-drill-{env}-{t.strftime('%Y%m%dt%H%M%S')}-{secrets.token_hex(3)}"
 
 
-def owner_tag() -> str:
-    from ..local import supervisor
-
-    return f"{socket.gethostname()}:{os.getpid()}:{supervisor.start_time(os.getpid()) or 0}"
-
-
-def _owner_host(tag: str | None) -> str | None:
-    """The host of a `host:pid:start-time` owner tag; None for `none` (kept) or anything else."""
-    try:
-        host, pid, started = (tag or "").rsplit(":", 2)
-        int(pid), int(started)
-    except ValueError:
-        return None
-    return host or None
-
-
-def _owner_alive(tag: str | None) -> int | None:
-    """The pid of the drill that owns an instance, if it runs on this host and still lives."""
-    from ..local import supervisor
-
-    try:
-        host, pid, started = (tag or "").rsplit(":", 2)
-        pid_i, started_i = int(pid), int(started)
-    except ValueError:
-        return None
-    if host != socket.gethostname():
-        return None
-    return pid_i if supervisor.alive(pid_i, started_i or None) else None
-
-
-# --- the restore point ------------------------------------------------------------------------------
-
 def choose_restore_point(env: Environment, rds, source: str, started: dt.datetime) -> dict[str, Any]:
     """{"kind": snapshot|pitr, "at": datetime, "snapshot_id": ..., "rpo_seconds": ...}; BadInput when there is none."""
-    from ..adapters import rds as rds_api
-    from .rds_backup import point_in_time, primary
+    from ...adapters import rds as rds_api
+    from ..rds_backup import point_in_time, primary
 
     db = env.contract.database
     inst = primary(env, rds)
@@ -135,9 +98,9 @@ def choose_restore_point(env: Environment, rds, source: str, started: dt.datetim
     return point
 
 
-def _sources(env: Environment) -> dict[str, tuple[str, int]]:
+def source_endpoints(env: Environment) -> dict[str, tuple[str, int]]:
     """The contract's database endpoints (and the resolved primary/replica), name -> (host lower-cased, port)."""
-    from ..environment import HostPort
+    from ...environment import HostPort
 
     db = env.contract.database
     out = {db.primary_id: (db.primary_endpoint.lower(), int(db.port))}
@@ -158,8 +121,8 @@ def refuse_target(env: Environment, target_id: str) -> None:
                        f"(primary {db.primary_id}, replicas {', '.join(db.replica_ids) or 'none'}); refusing to restore")
 
 
-def _master_credentials(env: Environment) -> tuple[str, str]:
-    from ..adapters.secrets import SecretUnreadable
+def master_credentials(env: Environment) -> tuple[str, str]:
+    from ...adapters.secrets import SecretUnreadable
 
     arn = env.contract.database.master_secret_arn
     try:
@@ -170,23 +133,21 @@ def _master_credentials(env: Environment) -> tuple[str, str]:
     return login.user, login.password
 
 
-# --- the drill --------------------------------------------------------------------------------------
-
 def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Path | None = None,
-            wait_minutes: float = WAIT_MINUTES, progress: Progress = _noop) -> dict[str, Any]:
+            wait_minutes: float = WAIT_MINUTES, progress: Progress = quiet, clock: Clock | None = None) -> DrillReport:
     """Run one RDS drill; returns its report (status passed|failed), the local drill's shape plus RDS details.
 
     Before anything is created, BadInput (exit 2: no such snapshot, no window, a target that is a source,
     a contract without the drill's subnet group or security group) or Unreachable (exit 3). During the
     drill they are raised after the teardown and the report, and so is Interrupted (SIGTERM/SIGINT).
     """
-    from .. import audit
-    from ..adapters import rds as rds_api
-    from ..project import project_root
-    from .rds_backup import require_cloud
+    from ... import audit
+    from ...adapters import rds as rds_api
+    from ...project import project_root
+    from ..rds_backup import require_cloud
 
     require_cloud(env, f"--from {source}")
-    t0 = time.monotonic()
+    steps = Steps(progress, clock=clock or time.monotonic)
     started = now()
     spec_path = spec_path or project_root() / SPEC
     spec = load_spec(spec_path)
@@ -201,7 +162,7 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
     refuse_target(env, target_id)
     if rds_api.instance(rds, target_id) is not None:
         raise BadInput(f"an RDS instance named {target_id} already exists; refusing to restore over it")
-    credentials = _master_credentials(env)
+    credentials = master_credentials(env)
     rpo = point["rpo_seconds"]
 
     tags = {"taly:drill": "true", "taly:drill-id": drill_id, "taly:environment": env.name,
@@ -210,25 +171,18 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
         tags["taly:source-snapshot"] = point["snapshot_id"]
     settings = rds_api.scratch_settings(subnet_group=db.subnet_group_name,
                                         security_group_id=db.drill_security_group_id, tags=tags)
-    report: dict[str, Any] = {
-        "drill_id": drill_id, "environment": env.name, "status": "failed", "backup_id": point["snapshot_id"],
-        "restore_point_kind": point["kind"], "restore_point": iso(point["at"]), "snapshot_id": point["snapshot_id"],
-        "started_at": iso(started), "finished_at": None,
-        "source": {"instance_id": db.primary_id, "role": "primary", "database": db.database,
-                   "schema_from": env.source.public() if env.source is not None else None},
-        "target": {"name": target_id, "instance_id": target_id, "host": None, "port": None, "kind": "rds scratch instance",
-                   "subnet_group": db.subnet_group_name, "security_group_id": db.drill_security_group_id,
-                   "publicly_accessible": False, "multi_az": False, "tags": tags},
-        "rpo_seconds": rpo, "rto_seconds": None,
-        "targets": {"rpo_seconds": env.targets["rpo_minutes"] * 60, "rto_seconds": env.targets["rto_minutes"] * 60,
-                    "source": env.targets.get("source"), "rpo_met": None, "rto_met": None},
-        "timings": {}, "spec": str(spec_path),
-        "verification": {"method": "schema of the source replica now, invariants and smoke queries, on the restored "
-                                   "instance (an RDS restore has no manifest: no file or per-table checks)",
-                         "files": [], "files_passed": None, "schema_passed": None, "schema": {}, "tables": [],
-                         "invariants": [], "smoke": [], "passed": False, "error": None},
-        "cleanup": {}, "error": None,
-    }
+    report = new_report(
+        env, drill_id, started, steps, spec_path, backup_id=point["snapshot_id"], restore_point_kind=point["kind"],
+        restore_point=iso(point["at"]), snapshot_id=point["snapshot_id"],
+        source={"instance_id": db.primary_id, "role": "primary", "database": db.database,
+                "schema_from": env.source.public() if env.source is not None else None},
+        target={"name": target_id, "instance_id": target_id, "host": None, "port": None, "kind": "rds scratch instance",
+                "subnet_group": db.subnet_group_name, "security_group_id": db.drill_security_group_id,
+                "publicly_accessible": False, "multi_az": False, "tags": tags},
+        rpo_seconds=rpo,
+        verification={"method": "schema of the source replica now, invariants and smoke queries, on the restored "
+                                "instance (an RDS restore has no manifest: no file or per-table checks)",
+                      "files_passed": None, "error": None})
     inputs = {"from": source, "restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
               "restore_point": iso(point["at"]), "keep": keep, "spec": str(spec_path), "target": target_id}
     audit.record(env.state_dir, "drill.restore.start", env.name, inputs=inputs, outcome="started",
@@ -236,49 +190,58 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
     what = f"snapshot {point['snapshot_id']}" if point["kind"] == "snapshot" else f"{db.primary_id} at {iso(point['at'])}"
     progress(f"drill {drill_id}: restoring {what} (RPO {rpo:.0f}s) into the scratch RDS instance {target_id} "
              f"(subnet group {db.subnet_group_name}, security group {db.drill_security_group_id})")
-    requested = {"sent": False, "refused": False}
+    plan = RdsRestore(point, target_id, settings, credentials, spec, wait_minutes)
 
     def clean_up(o: Guarded) -> dict[str, Any]:
         # A refused restore (its endpoint is a source's) is deleted even with --keep.
-        kept = keep and o.interrupted is None and requested["sent"] and not isinstance(o.raise_after, BadInput)
+        kept = keep and o.interrupted is None and plan.sent and not isinstance(o.raise_after, BadInput)
         # Sent and not refused by RDS (accepted, or interrupted/unanswered mid-call): it exists or soon will.
-        settle = TEARDOWN_SETTLE_SECONDS if requested["sent"] and not requested["refused"] else 0
-        return _teardown(env, rds, target_id, keep=kept, progress=progress, settle_seconds=settle)
+        settle = TEARDOWN_SETTLE_SECONDS if plan.sent and not plan.refused else 0
+        return teardown(env, rds, target_id, keep=kept, progress=progress, settle_seconds=settle)
 
-    outcome = run_guarded(
-        lambda flags: _run(env, rds, point, target_id, settings, credentials, spec, report, t0, wait_minutes,
-                           progress, requested),
-        clean_up, report, f"drill {drill_id}", progress)
+    outcome = run_guarded(lambda steps: _run(env, rds, plan, report, steps), clean_up, report, f"drill {drill_id}",
+                          steps)
     if report["cleanup"].get("kept"):
         report["cleanup"]["remove_with"] = (
             f"taly drill reap --env {env.name}  (or: aws rds delete-db-instance --db-instance-identifier {target_id} "
             f"--skip-final-snapshot --delete-automated-backups --region {env.contract.region})")
-    finish(env, report, t0=t0, inputs=inputs, interrupted=outcome.interrupted is not None, progress=progress,
+    finish(env, report, steps=steps, inputs=inputs, interrupted=outcome.interrupted is not None,
            before={"restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
                    "restore_point": report["restore_point"]})
     if outcome.interrupted is not None:
         outcome.interrupted.cleanup = report["cleanup"]  # for the command's last line: was the instance removed?
     outcome.reraise()
-    return report
+    return DrillReport.model_validate(report)
 
 
-def _run(env: Environment, rds, point: dict[str, Any], target_id: str, settings: dict[str, Any],
-         credentials: tuple[str, str], spec: dict[str, Any], report: dict[str, Any], t0: float, wait_minutes: float,
-         progress: Progress, requested: dict[str, bool]) -> None:
-    """The drill's steps; requested["sent"] once the restore call starts, ["refused"] if RDS answered no."""
-    from .. import audit
-    from ..adapters import postgres as pgt
-    from ..adapters import rds as rds_api
+@dataclass
+class RdsRestore:
+    """What an RDS drill restores, where, and how far the restore call got (sent; refused by RDS)."""
 
-    timings, ver = report["timings"], report["verification"]
+    point: dict[str, Any]
+    target_id: str
+    settings: dict[str, Any]
+    credentials: tuple[str, str]
+    spec: dict[str, Any]
+    wait_minutes: float
+    sent: bool = False
+    refused: bool = False
+
+
+def _run(env: Environment, rds, plan: RdsRestore, report: dict[str, Any], steps: Steps) -> None:
+    """The drill's steps; plan.sent once the restore call starts, plan.refused if RDS answered no."""
+    from ... import audit
+    from ...adapters import postgres as pgt
+    from ...adapters import rds as rds_api
+
+    point, target_id, settings = plan.point, plan.target_id, plan.settings
+    timings, ver, say = report["timings"], report["verification"], steps.say
     db = env.contract.database
 
-    def say(msg: str) -> None:
-        progress(f"{time.monotonic() - t0:5.1f}s  {msg}")
-
     # 1. Ask RDS for the scratch instance. From here on the teardown deletes `target_id`, whatever happens.
-    lap = time.monotonic()
-    requested["sent"] = True
+    steps.reached("restore")
+    lap = steps.clock()
+    plan.sent = True
     call = "RestoreDBInstanceFromDBSnapshot" if point["kind"] == "snapshot" else "RestoreDBInstanceToPointInTime"
     try:
         if point["kind"] == "snapshot":
@@ -287,7 +250,7 @@ def _run(env: Environment, rds, point: dict[str, Any], target_id: str, settings:
             inst = rds_api.restore_to_point_in_time(rds, db.primary_id, target_id, point["at"], settings)
     except BaseException as exc:
         # RDS's own refusal (bad input) created nothing; a signal or no answer leaves it unknown.
-        requested["refused"] = isinstance(exc, BadInput)
+        plan.refused = isinstance(exc, BadInput)
         audit.record(env.state_dir, "drill.rds.restore", env.name, outcome="failed",
                      inputs={"call": call, "target": target_id, "snapshot_id": point["snapshot_id"],
                              "restore_time": iso(point["at"])},
@@ -301,8 +264,8 @@ def _run(env: Environment, rds, point: dict[str, Any], target_id: str, settings:
     say(f"{call} accepted: {target_id} is {inst.get('DBInstanceStatus')}; waiting until it is available")
 
     # 2. Wait until it is available.
-    inst = rds_api.wait_available(rds, target_id, timeout=wait_minutes * 60, progress=progress)
-    timings["restore_seconds"] = round(time.monotonic() - lap, 2)
+    inst = rds_api.wait_available(rds, target_id, timeout=plan.wait_minutes * 60, progress=steps.progress)
+    timings["restore_seconds"] = round(steps.clock() - lap, 2)
     endpoint = inst.get("Endpoint") or {}
     host, port = endpoint.get("Address"), int(endpoint.get("Port") or db.port)
     report["target"].update(host=host, port=port, status=inst.get("DBInstanceStatus"),
@@ -310,19 +273,15 @@ def _run(env: Environment, rds, point: dict[str, Any], target_id: str, settings:
     say(f"{target_id} available at {host}:{port} after {timings['restore_seconds']:.0f}s")
     if not host:
         raise Unreachable(f"RDS reports {target_id} available but gives no endpoint address")
-    for name, address in _sources(env).items():
+    for name, address in source_endpoints(env).items():
         if (host.lower(), port) == address:
             raise BadInput(f"the restored endpoint {host}:{port} is the endpoint of {name}, a source of {env.name}; "
                            "refusing to verify against it")
 
-    # (TALY_DRILL_HOLD_SECONDS pauses here, with the instance available: for tests of the teardown.)
-    if hold := float(os.environ.get(HOLD_ENV) or 0):
-        say(f"holding {hold:g}s before the verification ({HOLD_ENV})")
-        time.sleep(hold)
-
     # 3. Verify, on the restored instance, against the source replica's schema and the spec.
-    lap = time.monotonic()
-    user, password = credentials
+    steps.reached("verify")  # the instance is available: a step hook may act here
+    lap = steps.clock()
+    user, password = plan.credentials
     target = pgt.Endpoint(host, port, user, password, db.database, "drill", "require")
     say(f"verifying {target.address}/{db.database} (sslmode=require): schema, invariants, smoke queries")
     try:
@@ -332,24 +291,24 @@ def _run(env: Environment, rds, point: dict[str, Any], target_id: str, settings:
                         "Cloud drills verify from inside the VPC (the ops runner), from a network the stack's "
                         "database.drillClientCidrs admits")
         report["error"] = f"verification failed: {ver['error']}"
-        timings["verify_seconds"] = round(time.monotonic() - lap, 2)
+        timings["verify_seconds"] = round(steps.clock() - lap, 2)
         say(f"verification FAILED: cannot connect to {target.address}")
         return
     with conn:
-        expected, schema_error = _source_schema(env)
-        checks_passed = verify_database(conn, spec, ver, expected_schema=expected, expected_tables=None,
+        expected, schema_error = source_schema(env)
+        checks_passed = verify_database(conn, plan.spec, ver, expected_schema=expected, expected_tables=None,
                                         schema_error=schema_error)
     ver["passed"] = checks_passed
     if not checks_passed and schema_error:
         ver["error"] = schema_error
-    timings["verify_seconds"] = round(time.monotonic() - lap, 2)
-    report["rto_seconds"] = round(time.monotonic() - t0, 2)
+    timings["verify_seconds"] = round(steps.clock() - lap, 2)
+    report["rto_seconds"] = round(steps.elapsed(), 2)
     say(f"verification {'passed' if ver['passed'] else 'FAILED'}; RTO {report['rto_seconds']:.1f}s")
 
 
-def _source_schema(env: Environment) -> tuple[dict[str, Any] | None, str | None]:
+def source_schema(env: Environment) -> tuple[dict[str, Any] | None, str | None]:
     """The source replica's (else the primary's) schema fingerprint now, or (None, why not)."""
-    from ..adapters import postgres as pgt
+    from ...adapters import postgres as pgt
 
     src = env.source
     if src is None:
@@ -361,9 +320,7 @@ def _source_schema(env: Environment) -> tuple[dict[str, Any] | None, str | None]
         return None, f"cannot read the source schema ({src.role} {src.address}): {exc.message}"
 
 
-# --- teardown and reap ------------------------------------------------------------------------------
-
-def _teardown(env: Environment, rds, target_id: str, *, keep: bool, progress: Progress,
+def teardown(env: Environment, rds, target_id: str, *, keep: bool, progress: Progress,
               settle_seconds: float = 0.0) -> dict[str, Any]:
     """Delete the scratch instance (or keep it, marked so `reap` may remove it); never raises.
 
@@ -371,8 +328,8 @@ def _teardown(env: Environment, rds, target_id: str, *, keep: bool, progress: Pr
     looked for again that long, every TEARDOWN_SETTLE_POLL seconds, before it is taken not to exist; if it
     never shows, the result says so (error, remove_with) rather than that it was removed.
     """
-    from .. import audit
-    from ..adapters import rds as rds_api
+    from ... import audit
+    from ...adapters import rds as rds_api
 
     try:
         inst = rds_api.instance(rds, target_id)
@@ -394,7 +351,7 @@ def _teardown(env: Environment, rds, target_id: str, *, keep: bool, progress: Pr
         if inst is None:
             return {"kept": False, "instance_existed": False, "deleted": False, "instance_id": target_id}
         if keep:
-            _mark_kept(rds, inst)
+            mark_kept(rds, inst)
             endpoint = inst.get("Endpoint") or {}
             progress(f"kept {target_id} ({inst.get('DBInstanceStatus')}, {endpoint.get('Address')}:{endpoint.get('Port')}); "
                      f"remove it with `taly drill reap --env {env.name}`")
@@ -410,140 +367,3 @@ def _teardown(env: Environment, rds, target_id: str, *, keep: bool, progress: Pr
                      detail={"error": message})
         return {"kept": False, "instance_existed": None, "deleted": False, "instance_id": target_id, "error": message,
                 "remove_with": f"taly drill reap --env {env.name}"}
-
-
-def _mark_kept(rds, inst: dict[str, Any]) -> None:
-    """Kept instances have no owner any more: `reap` removes them without waiting for this process to end."""
-    from ..adapters import rds as rds_api
-
-    arn = inst.get("DBInstanceArn")
-    if arn:
-        rds_api.call(f"AddTagsToResource {inst['DBInstanceIdentifier']}", lambda: rds.add_tags_to_resource(
-            ResourceName=arn, Tags=rds_api.tag_list({"taly:kept": "true", "taly:owner": "none"})))
-
-
-def delete(env: Environment, rds, instance_id: str, *, progress: Progress,
-           wait_seconds: float = TEARDOWN_WAIT_SECONDS) -> dict[str, Any]:
-    """DeleteDBInstance (SkipFinalSnapshot, DeleteAutomatedBackups), waiting while RDS says it cannot yet."""
-    from .. import audit
-    from ..adapters import rds as rds_api
-
-    t0 = time.monotonic()
-    while True:
-        try:
-            deleted = rds_api.delete_instance(rds, instance_id)
-            break
-        except rds_api.InvalidState as exc:
-            if time.monotonic() - t0 > wait_seconds:
-                raise
-            progress(f"  {instance_id} cannot be deleted yet ({exc.message}); retrying in 15s")
-            time.sleep(15)
-    after = rds_api.instance(rds, instance_id)
-    status = after.get("DBInstanceStatus") if after else "gone"
-    audit.record(env.state_dir, "drill.rds.delete", env.name, outcome="ok" if deleted is not None else "absent",
-                 inputs={"instance_id": instance_id, "skip_final_snapshot": True, "delete_automated_backups": True},
-                 before={"status": deleted.get("DBInstanceStatus") if deleted else None}, after={"status": status})
-    progress(f"scratch instance {instance_id} deleted ({status})" if deleted is not None
-             else f"scratch instance {instance_id} was already gone")
-    return {"deleted": deleted is not None, "status_after": status, "final_snapshot": False,
-            "automated_backups_deleted": True}
-
-
-def reap(env: Environment, older_than_hours: float = 0.0, progress: Progress = _noop,
-         force: bool = False) -> dict[str, Any]:
-    """What drills of a cloud environment left behind: logical drills' scratch PostgreSQL on this machine
-    (drill.reap; `force` does not apply) and scratch RDS instances. Same shape as drill.reap's result;
-    RDS entries have kind "rds", and "warning" when their taly:started-at tag could not be read."""
-    from .. import audit
-    from . import drill as drill_ops
-
-    result = drill_ops.reap(env, older_than_hours, progress=progress)
-    entries = reap_rds(env, older_than_hours, progress=progress, force=force)
-    reaped = [e for e in entries if "skipped" not in e]
-    result["reaped"] += reaped
-    result["skipped"] += [{"drill_id": e["drill_id"], "instance_id": e["instance_id"], "kind": "rds",
-                           "reason": e["skipped"], **({"warning": e["warning"]} if "warning" in e else {})}
-                          for e in entries if "skipped" in e]
-    audit.record(env.state_dir, "drill.reap.rds", env.name, inputs={"older_than_hours": older_than_hours,
-                                                                    "force": force},
-                 outcome="ok", after={"reaped": [e["instance_id"] for e in reaped]})
-    return result
-
-
-def _started_at(tags: dict[str, str], inst: dict[str, Any]) -> tuple[dt.datetime | None, str | None]:
-    """(when the instance's drill started, aware; a problem with its tag). None: not known, taken as old enough.
-
-    taly:started-at without a UTC offset is UTC (what drills write); without the tag, the creation time.
-    """
-    from ..adapters import rds as rds_api
-
-    raw = tags.get("taly:started-at")
-    if raw is None:
-        return rds_api.utc(inst.get("InstanceCreateTime")) or now(), None
-    try:
-        started = dt.datetime.fromisoformat(raw.strip())
-    except ValueError:
-        return None, f"its taly:started-at tag {raw[:64]!r} is not an ISO 8601 time; taken as old enough"
-    return (started.replace(tzinfo=dt.timezone.utc) if started.tzinfo is None else started), None
-
-
-def reap_rds(env: Environment, older_than_hours: float = 0.0, progress: Progress = _noop,
-             force: bool = False) -> list[dict[str, Any]]:
-    """Delete scratch instances drills left in RDS: tagged taly:drill=true, named taly-drill-<env>-*.
-
-    Skipped: younger than older_than_hours (by taly:started-at, else the creation time), owned by a drill
-    still running on this host, owned by another host and younger than OTHER_HOST_DRILL_HOURS (unless
-    force: this host cannot tell whether that drill still runs), already deleting. Never the contract's
-    primary or replicas. An unreadable taly:started-at is taken as old enough, and the entry's "warning"
-    says so.
-    """
-    from .. import audit
-    from ..adapters import rds as rds_api
-
-    require_prefix = f"taly-drill-{env.name}-"
-    db = env.contract.database
-    protected = {db.primary_id.lower(), *(r.lower() for r in db.replica_ids)}
-    cutoff = now() - dt.timedelta(hours=older_than_hours)
-    rds = env.aws_client("rds")
-    out: list[dict[str, Any]] = []
-    for inst in rds_api.instances(rds):
-        iid = inst["DBInstanceIdentifier"]
-        tags = rds_api.tag_map(inst)
-        if not iid.lower().startswith(require_prefix) or tags.get("taly:drill") != "true" or iid.lower() in protected:
-            continue
-        if tags.get("taly:environment", env.name) != env.name:
-            continue
-        status = inst.get("DBInstanceStatus")
-        entry = {"drill_id": tags.get("taly:drill-id", iid), "instance_id": iid, "kind": "rds", "status": status,
-                 "port": (inst.get("Endpoint") or {}).get("Port"), "dir": None,
-                 "instance_was_running": status == "available", "kept": tags.get("taly:kept") == "true"}
-        started, bad_tag = _started_at(tags, inst)
-        if bad_tag:
-            entry["warning"] = bad_tag
-            progress(f"warning: {iid}: {bad_tag}")
-        if started is not None and started > cutoff:
-            out.append({**entry, "skipped": f"younger than {older_than_hours:g}h"})
-            continue
-        owned = tags.get("taly:kept") != "true"
-        if owned and (pid := _owner_alive(tags.get("taly:owner"))):
-            out.append({**entry, "skipped": f"its drill (pid {pid}) is still running"})
-            continue
-        host = _owner_host(tags.get("taly:owner")) if owned else None
-        if (not force and host is not None and host != socket.gethostname() and started is not None
-                and now() - started < dt.timedelta(hours=OTHER_HOST_DRILL_HOURS)):
-            out.append({**entry, "skipped": f"owned by {host}, may still be running; pass --older-than 0 --force "
-                                            "to remove"})
-            continue
-        if status == "deleting":
-            out.append({**entry, "skipped": "already deleting"})
-            continue
-        try:
-            result = delete(env, rds, iid, progress=progress, wait_seconds=0)
-        except BadInput as exc:
-            audit.record(env.state_dir, "drill.rds.delete", env.name, inputs={"instance_id": iid}, outcome="failed",
-                         detail={"error": exc.message})
-            out.append({**entry, "skipped": f"RDS refused to delete it: {exc.message}"})
-            continue
-        out.append({**entry, **result})
-        progress(f"reaped {iid} (was {status})")
-    return out
