@@ -364,3 +364,19 @@ def test_reap_needs_only_the_registry_not_the_estate(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert [r["drill_id"] for r in json.loads(result.stdout)["reaped"]] == [left.name]
     assert not left.exists()
+
+
+def test_ids_in_backup_list_and_drill_history_are_never_cut_at_80_columns(monkeypatch, capsys):
+    """Issue 10 item 12: piped output used to show `20261202T1558…`, and that id is what --from takes."""
+    from taly_ops.commands.backup import _list
+    from taly_ops.commands.drill import _history
+
+    monkeypatch.setenv("COLUMNS", "80")
+    bid = "20261202T155800Z-a1b2c3"
+    _list([{"backup_id": bid, "snapshot_at": "2026-12-02T15:58:01.123+00:00", "source": "replica 127.0.0.1:54321",
+            "total_bytes": 123456789, "tables": 9, "rows": 10_000_000}], [])
+    _history([{"drill_id": "drill-20261202T160000Z-d4e5f6", "restore_point_kind": "logical", "backup_id": bid,
+               "status": "passed", "rpo_seconds": 12.5, "rto_seconds": None}])
+    out = capsys.readouterr().out
+    assert out.count(bid) == 2 and "drill-20261202T160000Z-d4e5f6" in out and "…" not in out, out
+    assert "None" not in out

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..render import Output, console, emit
+from ..render import Output, column, console, emit
 from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, on_interrupt, progress
 
 app = TalyTyper(help="Backups: logical (pg_dump from a consistent snapshot of the replica, with a verifiable manifest, "
@@ -91,7 +91,8 @@ def _list(backups: list[dict[str, Any]], damaged: list[dict[str, Any]]) -> None:
         t = Table(title=f"{len(backups)} backups", title_justify="left")
         for col in ("id", "snapshot at", "source", "bytes", "tables", "rows"):
             right = col in ("bytes", "tables", "rows")
-            t.add_column(col, justify="right" if right else "left", no_wrap=col in ("id", "snapshot at"))
+            column(t, col, justify="right" if right else "left", ident=col in ("id", "snapshot at"),
+                   overflow="fold")  # a narrow terminal wraps values, never cuts them
         for b in backups:
             t.add_row(b["backup_id"], b["snapshot_at"], b["source"], f"{b['total_bytes']:,}", str(b["tables"]),
                       f"{b['rows']:,}")

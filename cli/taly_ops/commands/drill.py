@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import VERDICT
-from ..render import Output, console, emit
+from ..render import Output, column, console, emit, human
 from ._typer import LOCAL_ONLY_ENV_HELP, STATE_DIR_HELP, TalyTyper, on_interrupt, progress
 
 app = TalyTyper(help="Restore drills: a backup restored into a scratch instance, verified, timed and torn down. "
@@ -182,7 +182,7 @@ def _target_line(what: str, seconds: float | None, target: float, met: bool | No
 
 
 def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
+    return human(value)
 
 
 def _reaped(d: dict[str, Any]) -> None:
@@ -211,7 +211,8 @@ def _history(drills: list[dict[str, Any]]) -> None:
         return
     t = Table(title=f"{len(drills)} drills", title_justify="left")
     for col in ("drill", "kind", "restored", "status", "RPO s", "RTO s"):
-        t.add_column(col, no_wrap=col in ("drill", "restored"), justify="right" if col.endswith(" s") else "left")
+        column(t, col, ident=col in ("drill", "restored"), justify="right" if col.endswith(" s") else "left",
+               overflow="fold")  # a narrow terminal wraps values, never cuts them
     for d in drills:
         colour = "green" if d["status"] == "passed" else "red"
         t.add_row(d["drill_id"], d.get("restore_point_kind") or "logical",
