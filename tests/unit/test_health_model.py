@@ -336,3 +336,23 @@ def test_an_unreachable_prometheus_makes_every_slo_unknown():
     results = [r for o in slo.OBJECTIVES for r in slo.objective(env, o, Thresholds(), 2.0)] + slo.scrape_targets(env, 2.0)
     assert {r.status for r in results} == {"unknown"}
     assert all(r.observed == "Prometheus unreachable" and "ConnectionError: refused" in r.detail for r in results)
+
+
+@pytest.mark.parametrize("width", [80, 100, 140])
+def test_the_health_table_never_breaks_a_column_header_inside_a_word(width, capsys, monkeypatch):
+    """Issue 10 item 12: piped (80 columns), the headers read "observe/d" and "thresho/ld"."""
+    from taly_ops.commands.health import render_table
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    checks = [CheckResult("postgres", "taly-local-db-replica-1: replication", "ok", "0.0 s, 0 B",
+                          "fail >10 s; bytes warn >256 MiB", "replica taly-local-db-replica-1 (127.0.0.1:37319): "
+                          "pg_stat_wal_receiver.status=streaming, replay delay 0.0 s", 12),
+              CheckResult("rabbitmq", "consumers", "warn", "0 of 5 work queues consumed", ">= 1 consumer per work queue",
+                          "GET /api/queues", 3)]
+    render_table(Report(environment="local", checks=checks, duration_ms=40, strict=False,
+                        components=["postgres", "rabbitmq"], skipped=[]))
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "component" in line)
+    cells = [cell.strip() for cell in header.strip("┃ ").split("┃")]
+    assert cells == ["component", "check", "status", "observed", "threshold", "detail", "ms"], lines[:5]
+    assert all(len(line) <= width for line in lines)

@@ -90,25 +90,48 @@ def _root_or_none(find):
         return None
 
 
+COLUMNS = (("component", None), ("check", 2), ("status", None), ("observed", 2), ("threshold", 2), ("detail", 5),
+           ("ms", None))
+
+
+def column_widths(width: int, rows: list[list[str]]) -> list[int]:
+    """Each column's width on a console `width` wide: the short columns as wide as their widest value, the
+    others sharing the rest by their ratio, but never narrower than their header's longest word.
+
+    (Rich's own ratio columns ignore `min_width`: "threshold" came out as "thresho/ld" at 80 columns.)
+    """
+    fixed = {i: max([len(name)] + [len(r[i]) for r in rows]) for i, (name, ratio) in enumerate(COLUMNS) if not ratio}
+    flexible = width - (3 * len(COLUMNS) + 1) - sum(fixed.values())  # each cell's padding and the borders
+    parts = sum(ratio for _, ratio in COLUMNS if ratio)
+    least = {i: len(max(name.split(), key=len)) for i, (name, ratio) in enumerate(COLUMNS) if ratio}
+    widths = {i: max(least[i], flexible * COLUMNS[i][1] // parts) for i in least}
+    while sum(widths.values()) > flexible and any(widths[i] > least[i] for i in widths):
+        roomiest = max(widths, key=lambda i: widths[i] - least[i])  # give back what the minimums took
+        widths[roomiest] -= 1
+    return [fixed[i] if i in fixed else widths[i] for i in range(len(COLUMNS))]
+
+
 def render_table(report) -> None:
-    from rich.table import Table
     from rich.text import Text
+
+    from ..render import column, table as make_table
 
     data: dict[str, Any] = report.to_json()
     counts = ", ".join(f"{n} {s}" for s, n in data["summary"].items() if n)
     style = STATUS_STYLE[data["status"]]
     title = (f"{data['environment']}: [{style}]{data['status'].upper()}[/{style}] ({counts or 'no checks'}) "
              f"in {data['duration_ms']} ms, exit {data['exit_code']}")
-    table = Table(title=title, title_justify="left", expand=True)
-    for col, ratio in (("component", None), ("check", 2), ("status", None), ("observed", 2), ("threshold", 2),
-                       ("detail", 5), ("ms", None)):
-        table.add_column(col, overflow="fold", justify="right" if col == "ms" else "left", ratio=ratio,
-                         no_wrap=ratio is None)
-    for c in data["checks"]:
-        s = STATUS_STYLE[c["status"]]
-        table.add_row(Text(c["component"]), Text(c["name"]), Text(c["status"], style=s), Text(c["observed"] or ""),
-                      Text(c["threshold"] or ""), Text(c["detail"]), str(c["duration_ms"]))
+    rows = [[c["component"], c["name"], c["status"], c["observed"] or "", c["threshold"] or "", c["detail"],
+             str(c["duration_ms"])] for c in data["checks"]]
     out = console()
+    table = make_table(title)
+    for (name, ratio), width in zip(COLUMNS, column_widths(out.width, rows)):
+        column(table, name, width=width, overflow="fold", justify="right" if name == "ms" else "left",
+               no_wrap=ratio is None)
+    for row in rows:
+        cells = [Text(v) for v in row]
+        cells[2].stylize(STATUS_STYLE[row[2]])
+        table.add_row(*cells)
     out.print(table)
     for note in data.get("skipped") or []:
         out.print(f"skipped: {note}", style="dim", highlight=False)
