@@ -47,10 +47,13 @@ class Endpoint:
         return {"host": self.host, "port": self.port, "database": self.database, "user": self.user, "role": self.role}
 
 
-def bin_dir() -> Path:
-    from ..local.postgres import bin_dir as local_bin
+BIN_ENV = "TALY_PG_BIN"
+DEFAULT_BIN = Path("/usr/lib/postgresql/15/bin")
 
-    return local_bin()
+
+def bin_dir() -> Path:
+    """Where PostgreSQL's programs are (the server, initdb, pg_dump, pg_restore): $TALY_PG_BIN or Debian's."""
+    return Path(os.environ.get(BIN_ENV) or DEFAULT_BIN)
 
 
 def _env(ep: Endpoint) -> dict[str, str]:

@@ -12,12 +12,11 @@ import signal
 from pathlib import Path
 
 from ..adapters import postgres as pg_adapter
+from ..adapters.postgres import BIN_ENV, bin_dir  # noqa: F401 - where the server and its tools are
 from .context import DATABASE, HOST, USER, Context
 from .state import Component
 from . import supervisor, tls
 
-BIN_ENV = "TALY_PG_BIN"
-DEFAULT_BIN = Path("/usr/lib/postgresql/15/bin")
 OS_USER = "postgres"
 
 SETTINGS = """
@@ -35,10 +34,6 @@ synchronous_commit = off
 # When the source last wrote (drills report the writes a restore would miss); RDS sets it too.
 track_commit_timestamp = on
 """
-
-
-def bin_dir() -> Path:
-    return Path(os.environ.get(BIN_ENV) or DEFAULT_BIN)
 
 
 def os_user() -> str | None:
