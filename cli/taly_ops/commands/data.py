@@ -70,8 +70,8 @@ def refresh(
     from ..operations import refresh as ops
 
     with on_interrupt("the scratch instance was removed and the target left as it was"):
-        report = ops.refresh(from_, to, anonymize=anonymize, subset=subset, rules_path=rules, backup=backup,
-                             dry_run=dry_run, state_dir=state_dir, progress=progress)
+        report = ops.refresh(ops.RefreshRequest(from_, to, anonymize=anonymize, subset=subset, rules_path=rules,
+                                                backup=backup, dry_run=dry_run), state_dir=state_dir, progress=progress)
     emit(output, report.to_json(), _render)
     if report.status == "failed":
         raise typer.Exit(VERDICT)

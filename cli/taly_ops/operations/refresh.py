@@ -25,6 +25,7 @@ from __future__ import annotations
 import secrets
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +71,28 @@ def _db_name(db: str, refresh_id: str) -> str:
     return db[: 63 - len(suffix)] + suffix
 
 
-def refresh(from_env: str, to_env: str, *, anonymize: bool, subset: float | None = None,
-            rules_path: Path | None = None, backup: str = "latest", dry_run: bool = False,
-            state_dir: Path | None = None, progress: Progress = quiet, clock: Clock | None = None) -> RefreshReport:
+@dataclass(frozen=True)
+class RefreshRequest:
+    """What `taly data refresh` was asked: from where to where, anonymised or not, how much, which backup."""
+
+    from_env: str
+    to_env: str
+    anonymize: bool
+    subset: float | None = None
+    rules_path: Path | None = None
+    backup: str = "latest"
+    dry_run: bool = False
+
+
+def refresh(request: RefreshRequest, *, state_dir: Path | None = None, progress: Progress = quiet,
+            clock: Clock | None = None) -> RefreshReport:
     """Run (or with dry_run, plan) one refresh; returns its report (status ok | failed | dry-run).
 
     BadInput (2) and Unreachable (3) are raised before anything changes, or after the cleanup and the
     audit entry when they happen later; errors.Interrupted (SIGTERM/SIGINT) likewise.
     """
+    from_env, to_env, anonymize, subset = request.from_env, request.to_env, request.anonymize, request.subset
+    rules_path, backup, dry_run = request.rules_path, request.backup, request.dry_run
     from ..datarefresh import rules as rules_mod
     from ..project import project_root
     from . import backup as backup_ops
