@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from fakes import FakeStore
 from taly_ops import audit
 from taly_ops.errors import BadInput
 from taly_ops.operations import backup as backup_ops
@@ -186,29 +187,6 @@ def test_a_quoted_value_spanning_lines_is_dropped_with_its_detail():
 
 # --- issue 10: damaged backups, early failures, bad flags and files ------------------------------------
 
-class _FakeStore:
-    """Our Store adapter's interface over a dict of key -> bytes (what a bucket would hold)."""
-
-    bucket = "taly-local-backups"
-
-    def __init__(self, objects: dict[str, bytes]) -> None:
-        self.objects = objects
-
-    def check(self) -> None:
-        pass
-
-    def get_json(self, key: str):
-        if key not in self.objects:
-            raise KeyError(key)
-        return json.loads(self.objects[key])
-
-    def keys(self, prefix: str, delimiter: str | None = None):
-        under = sorted(k for k in self.objects if k.startswith(prefix))
-        if not delimiter:
-            return [{"Key": k} for k in under]
-        return [{"Prefix": p} for p in sorted({prefix + k[len(prefix):].split(delimiter)[0] + delimiter for k in under})]
-
-
 def _manifest(bid: str, **overrides) -> dict:
     m = {"format": 1, "backup_id": bid, "created_at": "2026-12-02T15:58:00.000+00:00",
          "snapshot": {"at": "2026-12-02T15:58:01.000+00:00"},
@@ -222,7 +200,7 @@ def _manifest(bid: str, **overrides) -> dict:
 def _store_env(objects: dict[str, bytes]):
     from types import SimpleNamespace
 
-    return SimpleNamespace(name="local", store=_FakeStore(objects))
+    return SimpleNamespace(name="local", store=FakeStore(objects))
 
 
 def _bucket(*manifests: tuple[str, bytes]) -> dict[str, bytes]:
@@ -380,3 +358,57 @@ def test_ids_in_backup_list_and_drill_history_are_never_cut_at_80_columns(monkey
     out = capsys.readouterr().out
     assert out.count(bid) == 2 and "drill-20261202T160000Z-d4e5f6" in out and "…" not in out, out
     assert "None" not in out
+
+
+def _report_env(tmp_path):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name="local", state_dir=tmp_path, store=FakeStore(),
+                           targets={"rpo_minutes": 60, "rto_minutes": 15, "source": "BackupConfig defaults"})
+
+
+def test_both_drill_paths_share_one_report_skeleton_and_type(tmp_path):
+    """The logical and RDS reports come from report.new_report: same keys, one typed model (DrillReport)."""
+    import datetime as dt
+
+    from fakes import FakeClock
+    from taly_ops.operations.drills.report import new_report
+    from taly_ops.operations.reports import DrillReport
+    from taly_ops.operations.steps import Steps
+
+    env, started = _report_env(tmp_path), dt.datetime(2026, 12, 2, 16, tzinfo=dt.timezone.utc)
+    logical = new_report(env, "drill-x", started, Steps(clock=FakeClock()), tmp_path / "spec.yaml", backup_id="b",
+                         restore_point="2026-12-02T15:00:00.000+00:00", source={}, target={}, rpo_seconds=3600.0,
+                         source_last_write={})
+    rds = new_report(env, "taly-drill-dev-x", started, Steps(clock=FakeClock()), tmp_path / "spec.yaml",
+                     backup_id="s", restore_point_kind="snapshot", snapshot_id="s", rpo_seconds=10.0,
+                     verification={"method": "schema of the source replica now", "files_passed": None, "error": None})
+    assert set(logical) - {"source_last_write"} == set(rds) - {"snapshot_id"}
+    assert set(logical["verification"]) == set(rds["verification"]) - {"method", "error"}
+    for r in (logical, rds):
+        assert r["rto_seconds"] is None and r["verification"]["schema_passed"] is None  # not run yet, not failed
+        assert DrillReport.model_validate(r).to_json()["targets"]["rpo_seconds"] == 3600
+    with pytest.raises(TypeError, match="not drill report fields"):
+        new_report(env, "drill-x", started, Steps(), tmp_path, colour="red")
+
+
+def test_the_verdict_of_a_drill_that_never_restored_is_failed_stored_and_audited(tmp_path):
+    import datetime as dt
+
+    from fakes import FakeClock
+    from taly_ops.operations.drills.report import finish, new_report
+    from taly_ops.operations.steps import Steps
+
+    env, clock = _report_env(tmp_path), FakeClock()
+    steps = Steps(clock=clock)
+    report = new_report(env, "drill-x", dt.datetime(2026, 12, 2, 16, tzinfo=dt.timezone.utc), steps, tmp_path,
+                        backup_id="b", rpo_seconds=12.0)
+    report["error"] = "backup files do not match the manifest: toc.dat (sha256 mismatch)"
+    clock.now += 1.5
+    finish(env, report, steps=steps, inputs={}, before={}, interrupted=False)
+    assert report["status"] == "failed" and report["timings"]["total_seconds"] == 1.5
+    assert report["targets"]["rpo_met"] is True and report["targets"]["rto_met"] is None
+    assert json.loads(env.store.objects["drills/drill-x.json"])["status"] == "failed"
+    assert report["report_key"] == "s3://taly-local-backups/drills/drill-x.json"
+    logged = [json.loads(line) for line in (tmp_path / audit.AUDIT_FILE).read_text().splitlines()]
+    assert [(e["what"], e["outcome"]) for e in logged] == [("drill.restore", "failed")]

@@ -7,18 +7,9 @@ import signal
 
 import pytest
 
+from fakes import FakeClock
 from taly_ops.errors import BadInput, Interrupted
 from taly_ops.operations.steps import STEP_HOOK, Steps, run_guarded
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_steps_time_each_named_step_by_the_injected_clock_and_call_the_hook_first():

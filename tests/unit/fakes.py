@@ -1,0 +1,44 @@
+"""Fakes of OUR adapter interfaces (never of a client library) for fast orchestration tests.
+
+- FakeStore: adapters/s3_store.Store's interface (check, keys, get_json, put_json) over a dict of key -> bytes,
+  so a test can put exactly the damaged object it means into "the bucket".
+- FakeClock: a monotonic clock for operations/steps.Steps that moves only when the test says.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class FakeStore:
+    bucket = "taly-local-backups"
+
+    def __init__(self, objects: dict[str, bytes] | None = None) -> None:
+        self.objects = dict(objects or {})
+
+    def check(self) -> None:
+        pass
+
+    def get_json(self, key: str) -> Any:
+        if key not in self.objects:
+            raise KeyError(key)
+        return json.loads(self.objects[key])  # ValueError for what is not JSON, as the real Store
+
+    def put_json(self, key: str, data: Any) -> None:
+        self.objects[key] = json.dumps(data, default=str).encode()
+
+    def keys(self, prefix: str, delimiter: str | None = None) -> list[dict[str, Any]]:
+        under = sorted(k for k in self.objects if k.startswith(prefix))
+        if not delimiter:
+            return [{"Key": k} for k in under]
+        return [{"Prefix": p} for p in sorted({prefix + k[len(prefix):].split(delimiter)[0] + delimiter
+                                                for k in under})]
+
+
+class FakeClock:
+    def __init__(self, start: float = 100.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
