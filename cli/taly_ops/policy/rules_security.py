@@ -132,9 +132,9 @@ def iam_no_admin(view):
             doc = json.loads(p.props.get("policy") or "{}")
         except (TypeError, ValueError):
             continue  # not known at plan time
-        statements = doc.get("Statement") or []
+        statements = (doc.get("Statement") or []) if isinstance(doc, dict) else []
         for s in statements if isinstance(statements, list) else [statements]:
-            if _allows_everything(s):
+            if isinstance(s, dict) and _allows_everything(s):
                 yield Violation(p.name, "allows Action * on Resource *")
 
 
