@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..environment import CLOUD as CLOUD_ENVS  # noqa: F401 - the environment model lives in taly_ops.environment
-from ..environment import Environment, addresses, contract_addresses, resolve  # noqa: F401
+from ..environment import Environment, resolve
 from ..errors import BadInput, Unreachable
 from .steps import iso, now  # noqa: F401 - re-exported: backups and drills stamp times alike
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VERDICT, BadInput, TalyError
-from ..environment import Environment, check_name
+from ..environment import Environment, addresses, check_name, contract_addresses, resolve
 from .steps import iso, now
 from .refresh_run import BEFORE_SUFFIX, MAINTENANCE_DB
 from .reports import RefreshReport
@@ -109,15 +109,15 @@ def refresh(request: RefreshRequest, *, state_dir: Path | None = None, progress:
     spec_path = root / drills.SPEC
     spec = drills.load_spec(spec_path)
 
-    src = backup_ops.resolve(from_env, state_dir if from_env == "local" else None)
-    dst = backup_ops.resolve(to_env, state_dir if to_env == "local" else None)
+    src = resolve(from_env, state_dir if from_env == "local" else None)
+    dst = resolve(to_env, state_dir if to_env == "local" else None)
     if dst.primary is None:
         raise BadInput(f"{to_env} has no primary database endpoint to refresh")
-    target_addrs = backup_ops.addresses(dst.primary.host, dst.primary.port)
+    target_addrs = addresses(dst.primary.host, dst.primary.port)
     if target_addrs & src.source_addresses():
         raise BadInput(f"the target's primary {dst.primary.address} is an endpoint of {from_env}; refusing to "
                        "refresh a database over its own source")
-    prod_addrs = backup_ops.contract_addresses("prod") or set()
+    prod_addrs = contract_addresses("prod") or set()
     if from_env != "prod" and not anonymize and src.source_addresses() & prod_addrs:
         raise BadInput(f"{from_env}'s database is prod's (its endpoints are in contracts/prod.json): a refresh from "
                        "prod's data must anonymise: add --anonymize",
