@@ -48,7 +48,7 @@ def create(
     with on_interrupt(f"the snapshot was requested and RDS keeps creating it (`taly backup list --env {env}` shows it)"
                       if snapshot else "no backup was recorded"):
         taken = ops.take(env, kind.value, wait=wait, state_dir=state_dir, progress=progress)
-    emit(output, taken, _snapshot_created if snapshot else _created)
+    emit(output, taken.to_json(), _snapshot_created if snapshot else _created)
 
 
 @app.command("list")

@@ -17,13 +17,16 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..environment import Environment, resolve
 from ..errors import BadInput, Unreachable
 from .steps import iso, now  # noqa: F401 - re-exported: backups and drills stamp times alike
 
 Progress = Callable[[str], None]
+
+if TYPE_CHECKING:
+    from .reports import BackupReport, SnapshotReport
 BACKUPS_PREFIX = "backups/"
 DRILLS_PREFIX = "drills/"
 MANIFEST = "manifest.json"
@@ -164,9 +167,11 @@ def restore_points(env_name: str, state_dir: Path | None = None) -> Listing:
 
 
 def take(env_name: str, kind: str = "logical", *, wait: bool = True, state_dir: Path | None = None,
-         progress: Progress = _noop) -> dict[str, Any]:
+         progress: Progress = _noop) -> BackupReport | SnapshotReport:
     """`taly backup create`: a logical backup (every environment; its manifest) or an RDS snapshot of the primary
     (dev/staging/prod; `wait` until it is available). A snapshot of the local estate is exit 2 before anything."""
+    from .reports import BackupReport, SnapshotReport
+
     from ..environment import LOCAL, check_name
 
     if check_name(env_name) == LOCAL and kind == "snapshot":
@@ -177,8 +182,8 @@ def take(env_name: str, kind: str = "logical", *, wait: bool = True, state_dir: 
     if kind == "snapshot":
         from . import rds_backup
 
-        return rds_backup.create_snapshot(env, wait=wait, progress=progress)
-    return create(env, progress=progress)
+        return SnapshotReport.model_validate(rds_backup.create_snapshot(env, wait=wait, progress=progress))
+    return BackupReport.model_validate(create(env, progress=progress))
 
 
 def list_backups(env: Environment) -> Listing:

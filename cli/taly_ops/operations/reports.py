@@ -99,3 +99,47 @@ class RefreshReport(_Report):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True,
                               alias_generator=lambda name: "from" if name == "from_" else name)
+
+
+class BackupReport(_Report):
+    """`taly backup create` (logical): the manifest stored as backups/<id>/manifest.json."""
+
+    format: int
+    backup_id: str
+    environment: str
+    created_at: str
+    method: str
+    source: dict[str, Any]
+    snapshot: dict[str, Any]
+    tool_versions: dict[str, str]
+    files: list[dict[str, Any]]
+    total_bytes: int
+    tables: dict[str, dict[str, Any]]
+    schema_: dict[str, Any]
+    timings: dict[str, Number]
+    completed_at: str
+    duration_seconds: Number
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True,
+                              alias_generator=lambda name: "schema" if name == "schema_" else name)
+
+
+class SnapshotReport(_Report):
+    """`taly backup create --kind snapshot`: the RDS snapshot of the primary, as RDS describes it."""
+
+    snapshot_id: str
+    type: str | None
+    status: str | None
+    created_at: str | None
+    instance_id: str | None
+    engine_version: str | None = None
+    allocated_gib: int | None = None
+    encrypted: bool | None = None
+    arn: str | None = None
+    created_by_taly: bool = False
+    tags: dict[str, str] = {}
+    kind: Literal["snapshot"] = "snapshot"
+    backup_id: str
+    environment: str
+    requested_at: str | None
+    duration_seconds: Number
