@@ -110,9 +110,10 @@ def test_backup_then_drill_passes_with_per_table_verification(local, tmp_path):
     listed = as_json(taly(local, "backup", "list", "-o", "json"))["backups"]
     assert m["backup_id"] in {b["backup_id"] for b in listed}
 
-    junit = tmp_path / "drill.xml"
+    junit = tmp_path / "reports" / "ci" / "drill.xml"  # a directory that does not exist yet (issue 10 item 16)
     result = taly(local, "drill", "restore", "--from", m["backup_id"], "--junit", str(junit), "-o", "json")
     assert result.exit_code == 0, result.stdout + result.stderr
+    assert f"JUnit XML written to {junit} (created {junit.parent})" in result.stderr, result.stderr
     report = as_json(result)
     assert report["status"] == "passed" and report["backup_id"] == m["backup_id"]
     ver = report["verification"]
