@@ -329,6 +329,25 @@ def test_a_state_dir_the_server_cannot_enter_is_bad_input_before_anything_starts
         assert result.exit_code == 0, result.stderr
 
 
+def test_a_dry_run_resolves_and_checks_but_starts_nothing(local):
+    """validate -> plan -> execute: --dry-run stops after the plan (issue 9)."""
+    m = backup(local)
+    audit_before = (local.state_dir / "audit.log").read_text()
+    drills_before = {o["Key"] for o in s3(local).list_objects_v2(Bucket=bucket(local), Prefix="drills/").get("Contents", [])}
+    result = taly(local, "drill", "restore", "--from", m["backup_id"], "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    report = as_json(result)
+    assert report["status"] == "dry-run" and report["backup_id"] == m["backup_id"]
+    assert any("pg_restore" in step for step in report["would"]) and report["rto_seconds"] is None
+    assert not supervisor.port_open(report["target"]["port"]) and report["drill_id"] not in registry(local)
+    assert not (local.state_dir / "drills" / report["drill_id"]).exists()
+    assert (local.state_dir / "audit.log").read_text() == audit_before  # nothing mutated, nothing audited
+    after = {o["Key"] for o in s3(local).list_objects_v2(Bucket=bucket(local), Prefix="drills/").get("Contents", [])}
+    assert after == drills_before
+    table = taly(local, "drill", "restore", "--from", m["backup_id"], "--dry-run")
+    assert table.exit_code == 0 and "DRY RUN" in table.stdout and "would restore" in table.stdout
+
+
 def test_a_damaged_manifest_spoils_only_its_own_backup(local):
     """Issue 10 item 1: a truncated manifest.json is listed as damaged; drilling it is exit 1 naming the object."""
     intact = backup(local)

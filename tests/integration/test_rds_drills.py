@@ -459,6 +459,17 @@ def test_a_restored_endpoint_that_is_a_source_endpoint_is_refused_and_deleted(cl
     assert any(a["what"] == "drill.rds.delete" and a["inputs"]["instance_id"] == fixed for a in audit(tmp_path))
 
 
+def test_an_rds_dry_run_picks_the_restore_point_and_creates_nothing(project, cloud):
+    snapshot_now(cloud, "taly-dev-dry")
+    before = instance_ids(cloud)
+    result = taly("drill", "restore", "--env", ENV, "--from", "snapshot", "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.output
+    report = as_json(result)
+    assert report["status"] == "dry-run" and report["snapshot_id"] == "taly-dev-dry"
+    assert any("drill security group" in step or "security group" in step for step in report["would"])
+    assert instance_ids(cloud) == before
+
+
 def test_port_is_refused_for_rds_drills(project):
     result = taly("drill", "restore", "--env", ENV, "--from", "snapshot", "--port", "6543")
     assert result.exit_code == 2 and "--port is for logical drills" in result.stderr

@@ -38,6 +38,9 @@ def restore(
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write the verification as JUnit XML here "
                                                                "(missing directories are created; stderr names the "
                                                                "file)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and check everything (the backup or restore "
+                                                          "point, the port, the spec, the scratch directory) and "
+                                                          "say what the drill would do; start nothing."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
 ) -> None:
@@ -56,10 +59,13 @@ def restore(
     from ..operations import drills
 
     with on_interrupt(_interrupted_drill):
-        report = drills.restore_from(env, from_, state_dir=state_dir, keep=keep, port=port, spec_path=spec,
-                                     wait_minutes=wait_minutes, progress=progress)
+        request = drills.DrillRequest(from_, keep=keep, port=port, spec_path=spec, wait_minutes=wait_minutes,
+                                      dry_run=dry_run)
+        report = drills.restore_from(env, request, state_dir=state_dir, progress=progress)
     data = report.to_json()
-    if junit is not None:
+    if junit is not None and dry_run:
+        progress(f"no JUnit XML written to {junit.absolute()}: a dry run verifies nothing")
+    elif junit is not None:
         from ..junit import junit_xml
 
         where = junit.absolute()
@@ -68,7 +74,7 @@ def restore(
         where.write_bytes(junit_xml(data))
         progress(f"JUnit XML written to {where}" + (f" (created {where.parent})" if created else ""))
     emit(output, data, _report)
-    if report.status != "passed":
+    if report.status == "failed":
         raise typer.Exit(VERDICT)
 
 
@@ -130,6 +136,12 @@ def _report(r: dict[str, Any]) -> None:
     kind = r.get("restore_point_kind", "logical")
     what = {"snapshot": f"RDS snapshot {r.get('snapshot_id')}", "pitr": "RDS point in time"}.get(kind,
                                                                                              f"backup {r['backup_id']}")
+    if r["status"] == "dry-run":
+        out.print(f"DRY RUN {r['drill_id']} would restore {what} (restore point {r['restore_point']}):",
+                  highlight=False)
+        for step in r.get("would", []):
+            out.print(f"  - {step}", highlight=False)
+        return
     out.print(f"[{colour}]{r['status'].upper()}[/{colour}] {r['drill_id']} restored {what} "
               f"(restore point {r['restore_point']})", highlight=False)
     out.print(f"{_target_line('RPO', r['rpo_seconds'], tg['rpo_seconds'], tg['rpo_met'])};  "

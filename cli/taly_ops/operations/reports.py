@@ -51,7 +51,7 @@ class DrillReport(_Report):
 
     drill_id: str
     environment: str
-    status: Literal["passed", "failed"]
+    status: Literal["passed", "failed", "dry-run"]
     backup_id: str | None
     restore_point_kind: Literal["logical", "snapshot", "pitr"]
     restore_point: str | None

@@ -15,12 +15,12 @@ renderer is taly_ops/junit.py. Reports go to drills/<drill_id>.json in the backu
 from .history import history
 from .registry import (DRILLS_DIR, SCRATCH_PREFIXES, ScratchHost, check_scratch_dir, drills_dir, register_scratch,
                        registry_entries, start_scratch)
-from .run import reap_environment, restore_from
+from .run import DrillRequest, reap_environment, restore_from
 from .scratch import reap, reap_before_down, teardown
 from .spec import SPEC, DrillSpec, load_spec
 from .verification import download_verified, run_invariant, source_last_write, verify_database
 
-__all__ = ["DRILLS_DIR", "SCRATCH_PREFIXES", "SPEC", "DrillSpec", "ScratchHost", "check_scratch_dir",
+__all__ = ["DRILLS_DIR", "DrillRequest", "SCRATCH_PREFIXES", "SPEC", "DrillSpec", "ScratchHost", "check_scratch_dir",
            "download_verified", "drills_dir", "history", "load_spec", "reap", "reap_before_down", "reap_environment",
            "register_scratch", "registry_entries", "restore_from", "run_invariant", "source_last_write",
            "start_scratch", "teardown", "verify_database"]

@@ -21,7 +21,7 @@ from ...environment import Environment
 from ..steps import Progress, quiet
 from .registry import check_scratch_dir, drills_dir, register_scratch, start_scratch
 from ..reports import DrillReport
-from .report import finish, new_report
+from .report import dry_run_report, finish, new_report
 from .scratch import teardown
 from .spec import SPEC, load_spec
 from .verification import download_verified, source_last_write, verify_database
@@ -30,8 +30,9 @@ MIN_PORT = 1024  # the scratch server runs unprivileged
 
 
 def restore(env: Environment, backup: str = "latest", *, keep: bool = False, port: int | None = None,
-            spec_path: Path | None = None, progress: Progress = quiet, clock: Clock | None = None) -> DrillReport:
-    """Run one drill; returns its report (status passed|failed).
+            spec_path: Path | None = None, progress: Progress = quiet, clock: Clock | None = None,
+            dry_run: bool = False) -> DrillReport:
+    """Run one drill; returns its report (status passed|failed; dry-run: resolved and checked, nothing started).
 
     BadInput/Unreachable (exit 2/3) are raised before anything starts, or, when they happen during the
     drill, after the teardown and the report. Interrupted (SIGTERM/SIGINT) likewise, after the teardown.
@@ -68,6 +69,17 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
                         restore_point=manifest["snapshot"]["at"], source=manifest["source"],
                         target={"name": drill_id, "host": host, "port": port, "kind": "scratch postgres"},
                         rpo_seconds=round(rpo_seconds, 1), source_last_write=last_write)
+    if dry_run:
+        return dry_run_report(report, [
+            f"download backup {backup_id} ({len(manifest['files'])} files, {manifest['total_bytes']:,} bytes) and "
+            "check every file's sha256 against its manifest",
+            f"initdb and start a scratch PostgreSQL on {host}:{port}, registered in {env.state_dir / 'drills'}",
+            "pg_restore into it; verify the schema fingerprint, per-table rows and checksums, the spec's invariants "
+            f"and smoke queries ({spec_path})",
+            f"measure RPO (now {rpo_seconds:.0f}s, target {report['targets']['rpo_seconds']}s) and RTO (target "
+            f"{report['targets']['rto_seconds']}s); store the report in the bucket",
+            "keep the scratch instance (remove it with `taly drill reap`)" if keep else "remove the scratch instance"],
+            steps)
     inputs = {"from": backup, "backup_id": backup_id, "keep": keep, "port": port, "spec": str(spec_path)}
     root = drills_dir(env) / drill_id
     register_scratch(env, drill_id, backup_id=backup_id, root=root, port=port, keep=keep)

@@ -37,7 +37,7 @@ from ...environment import Environment
 from ..steps import Progress, quiet
 from .rds_reap import WAIT_MINUTES, delete, mark_kept, owner_tag  # noqa: F401 - WAIT_MINUTES: the default wait
 from ..reports import DrillReport
-from .report import finish, new_report
+from .report import dry_run_report, finish, new_report
 from .spec import SPEC, load_spec
 from .verification import verify_database
 
@@ -134,7 +134,8 @@ def master_credentials(env: Environment) -> tuple[str, str]:
 
 
 def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Path | None = None,
-            wait_minutes: float = WAIT_MINUTES, progress: Progress = quiet, clock: Clock | None = None) -> DrillReport:
+            wait_minutes: float = WAIT_MINUTES, progress: Progress = quiet, clock: Clock | None = None,
+            dry_run: bool = False) -> DrillReport:
     """Run one RDS drill; returns its report (status passed|failed), the local drill's shape plus RDS details.
 
     Before anything is created, BadInput (exit 2: no such snapshot, no window, a target that is a source,
@@ -183,6 +184,15 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
         verification={"method": "schema of the source replica now, invariants and smoke queries, on the restored "
                                 "instance (an RDS restore has no manifest: no file or per-table checks)",
                       "files_passed": None, "error": None})
+    if dry_run:
+        what = f"snapshot {point['snapshot_id']}" if point["kind"] == "snapshot" else f"{db.primary_id} at {iso(point['at'])}"
+        return dry_run_report(report, [
+            f"restore {what} into the scratch RDS instance {target_id} (subnet group {db.subnet_group_name}, "
+            f"security group {db.drill_security_group_id}, private, single-AZ), tagged taly:drill=true",
+            f"wait up to {wait_minutes:g} minutes until it is available",
+            "verify over TLS: the schema against the source replica's, the spec's invariants and smoke queries",
+            f"measure RPO (now {rpo:.0f}s) and RTO; store the report in the bucket",
+            "keep the instance (remove it with `taly drill reap`)" if keep else "delete the instance"], steps)
     inputs = {"from": source, "restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
               "restore_point": iso(point["at"]), "keep": keep, "spec": str(spec_path), "target": target_id}
     audit.record(env.state_dir, "drill.restore.start", env.name, inputs=inputs, outcome="started",

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...errors import Unreachable
 from ..backup import DRILLS_PREFIX, iso, now
+from ..reports import DrillReport
 from ..steps import Steps
 from ...environment import Environment
 
@@ -35,6 +36,13 @@ def new_report(env: Environment, drill_id: str, started: dt.datetime, steps: Ste
     if unknown:
         raise TypeError(f"not drill report fields: {sorted(unknown)}")
     return report | fields
+
+
+def dry_run_report(report: dict[str, Any], would: list[str], steps: Steps) -> DrillReport:
+    """A drill resolved and checked but not run: status dry-run, what it would do; nothing registered or stored."""
+    report.update(status="dry-run", would=would)
+    report["timings"]["total_seconds"] = round(steps.elapsed(), 2)
+    return DrillReport.model_validate(report)
 
 
 def finish(env: Environment, report: dict[str, Any], *, steps: Steps, inputs: dict[str, Any], before: dict[str, Any],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,23 @@ def reap_environment(env_name: str, state_dir: Path | None = None, *, older_than
     return reap_rds(resolve(env_name, state_dir), older_than_hours, progress=progress, force=force)
 
 
-def restore_from(env_name: str, source: str = "latest", *, state_dir: Path | None = None, keep: bool = False,
-                 port: int | None = None, spec_path: Path | None = None, wait_minutes: float | None = None,
+@dataclass(frozen=True)
+class DrillRequest:
+    """What `taly drill restore` was asked for: the source (latest, a backup id, snapshot, pitr, a snapshot id)."""
+
+    source: str = "latest"
+    keep: bool = False
+    port: int | None = None
+    spec_path: Path | None = None
+    wait_minutes: float | None = None
+    dry_run: bool = False
+
+
+def restore_from(env_name: str, request: DrillRequest, *, state_dir: Path | None = None,
                  progress: Progress = quiet) -> DrillReport:
-    """`taly drill restore`: the logical path (a backup id or latest) or, in dev/staging/prod, the RDS path
-    (snapshot, pitr, a snapshot id). Flags that do not fit the path are exit 2 before anything is resolved."""
+    """`taly drill restore`: validate the flags, plan (resolve the backup or restore point, check the target),
+    then run on the logical or, in dev/staging/prod, the RDS path (snapshot, pitr, a snapshot id); a dry run
+    stops after the plan. Flags that do not fit the path are exit 2 before anything is resolved."""
     from ...environment import LOCAL, check_name, resolve
     from ..rds_backup import require_cloud
     from .logical import MIN_PORT
@@ -38,6 +51,7 @@ def restore_from(env_name: str, source: str = "latest", *, state_dir: Path | Non
     from .rds import KEYWORDS, WAIT_MINUTES, is_rds_source
     from .rds import restore as restore_rds
 
+    source, port = request.source, request.port
     check_name(env_name)
     if env_name == LOCAL and source in KEYWORDS:
         require_cloud(env_name, f"--from {source}")
@@ -49,6 +63,7 @@ def restore_from(env_name: str, source: str = "latest", *, state_dir: Path | Non
         raise BadInput(f"--port {port}: a scratch PostgreSQL listens on {MIN_PORT}-65535")
     env = resolve(env_name, state_dir)
     if on_rds:
-        return restore_rds(env, source, keep=keep, spec_path=spec_path, progress=progress,
-                           wait_minutes=wait_minutes or WAIT_MINUTES)
-    return restore_logical(env, source, keep=keep, port=port, spec_path=spec_path, progress=progress)
+        return restore_rds(env, source, keep=request.keep, spec_path=request.spec_path, progress=progress,
+                           wait_minutes=request.wait_minutes or WAIT_MINUTES, dry_run=request.dry_run)
+    return restore_logical(env, source, keep=request.keep, port=port, spec_path=request.spec_path,
+                           progress=progress, dry_run=request.dry_run)
