@@ -412,3 +412,18 @@ def test_the_verdict_of_a_drill_that_never_restored_is_failed_stored_and_audited
     assert report["report_key"] == "s3://taly-local-backups/drills/drill-x.json"
     logged = [json.loads(line) for line in (tmp_path / audit.AUDIT_FILE).read_text().splitlines()]
     assert [(e["what"], e["outcome"]) for e in logged] == [("drill.restore", "failed")]
+
+
+@pytest.mark.parametrize(("content", "wrong"), [(b"smoke: SELECT 1\n", "smoke"), (b"\x00\x01\x02binary", "binary")])
+def test_a_bad_spec_is_exit_2_naming_it_before_anything_is_resolved(tmp_path, content, wrong):
+    from typer.testing import CliRunner
+
+    from taly_ops.app import app
+
+    spec, state = tmp_path / "spec.yaml", tmp_path / "no-estate-here"
+    spec.write_bytes(content)
+    result = CliRunner().invoke(app, ["drill", "restore", "--env", "local", "--state-dir", str(state),
+                                      "--spec", str(spec)])
+    assert result.exit_code == 2, result.output
+    assert str(spec) in result.stderr and wrong in result.stderr and "no local estate" not in result.stderr
+    assert "internal error" not in result.stderr and not state.exists()

@@ -10,6 +10,7 @@ from ...errors import BadInput
 from ..steps import Progress, quiet
 from ..reports import DrillReport
 from .registry import ScratchHost
+from .spec import load_spec
 from .scratch import reap
 
 
@@ -61,6 +62,8 @@ def restore_from(env_name: str, request: DrillRequest, *, state_dir: Path | None
                        "instance listens where RDS puts it")
     if port is not None and not MIN_PORT <= port <= 65535:
         raise BadInput(f"--port {port}: a scratch PostgreSQL listens on {MIN_PORT}-65535")
+    if request.spec_path is not None:
+        load_spec(request.spec_path)  # a bad --spec is exit 2 before the environment is even looked at
     env = resolve(env_name, state_dir)
     if on_rds:
         return restore_rds(env, source, keep=request.keep, spec_path=request.spec_path, progress=progress,
