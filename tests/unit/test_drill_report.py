@@ -427,3 +427,29 @@ def test_a_bad_spec_is_exit_2_naming_it_before_anything_is_resolved(tmp_path, co
     assert result.exit_code == 2, result.output
     assert str(spec) in result.stderr and wrong in result.stderr and "no local estate" not in result.stderr
     assert "internal error" not in result.stderr and not state.exists()
+
+
+def test_local_down_names_a_drill_still_running_and_how_to_remove_its_instance(tmp_path):
+    """Issue 10 item 2: `local down` reaps what dead drills left; a live one is named, with the reap command."""
+    import os
+
+    from taly_ops.local import supervisor
+
+    state = tmp_path / "state"
+    live, dead = state / "drills" / "drill-live", state / "drills" / "drill-dead"
+    live.mkdir(parents=True)
+    dead.mkdir()
+
+    def entry(d, owner):
+        return {"drill_id": d.name, "backup_id": "b", "dir": str(d), "port": 1, "owner_pid": owner,
+                "owner_start_time": supervisor.start_time(owner) if owner == os.getpid() else 1, "pid": None,
+                "start_time": None, "pgid": None, "keep": False, "registered_at": "2026-12-02T16:00:00.000+00:00"}
+
+    (state / "drills" / "registry.json").write_text(json.dumps({"drills": {
+        "drill-live": entry(live, os.getpid()), "drill-dead": entry(dead, 999999999)}}))
+    lines: list[str] = []
+    result = drill_ops.reap_before_down(state, progress=lines.append)
+    assert [r["drill_id"] for r in result["reaped"]] == ["drill-dead"] and not dead.exists()
+    assert live.exists()
+    left = [line for line in lines if line.startswith("left drill-live")]
+    assert left and f"taly drill reap --env local --state-dir {state}" in left[0], lines
