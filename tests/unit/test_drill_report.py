@@ -453,3 +453,16 @@ def test_local_down_names_a_drill_still_running_and_how_to_remove_its_instance(t
     assert live.exists()
     left = [line for line in lines if line.startswith("left drill-live")]
     assert left and f"taly drill reap --env local --state-dir {state}" in left[0], lines
+
+
+def test_a_refresh_report_reads_as_prose_for_people(capsys):
+    """Issue 10 item 13, for `taly data refresh`: timings as prose, not a dict's repr."""
+    from taly_ops.commands.data import _render
+
+    _render({"status": "failed", "refresh_id": "refresh-x", "from": "local", "backup_id": "b", "restore_point": "t",
+             "to": "staging", "target": {"host": "h", "port": 5432, "database": "taly"}, "subset": None,
+             "anonymized": True, "rules": {"file": "runbooks/data/anonymize.yaml", "key_source": None},
+             "tables": {}, "anonymization": [], "pii_scan": {"passed": None}, "swapped": False,
+             "previous_database": None, "error": "stopped", "timings": {"download_seconds": 0.25, "total_seconds": 1.0}})
+    text = capsys.readouterr().out
+    assert "timings: download 0.25s, total 1s" in text and "{'" not in text, text

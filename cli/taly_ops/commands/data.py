@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import VERDICT
-from ..render import Output, console, emit
+from ..render import Output, console, emit, human
 from ._typer import TalyTyper, on_interrupt, progress
 
 app = TalyTyper(help="Data refreshes: a backup of one environment, anonymised and subset, into another.",
@@ -141,4 +141,6 @@ def _render(r: dict[str, Any]) -> None:
         out.print(f"not swapped: {t['database']} on {r['to']} is as it was", highlight=False)
     if r.get("error"):
         out.print(f"[red]error:[/red] {r['error']}", highlight=False)
-    out.print(f"timings: {r['timings']}", highlight=False)
+    if r["timings"]:
+        out.print("timings: " + ", ".join(f"{k.removesuffix('_seconds').replace('_', ' ')} {human(v)}s"
+                                          for k, v in r["timings"].items()), highlight=False)
