@@ -99,3 +99,27 @@ def run_program(config: StackConfig) -> Plan:
         for r in sorted(monitor.registrations, key=lambda r: r.urn)
     ]
     return Plan(config.environment, config, resources, exported)
+
+
+class Workers:
+    """Run several environments' programs at once, one process each, forked from a server that imported Pulumi once.
+
+    Each run is CPU-bound Python inside Pulumi's event loop, so they go to processes. They are
+    forked from a fork server that imported `offline/preload.py` (what every run uses), not from
+    this process: a process that has run Pulumi (threads, gRPC) can deadlock in a fork. Creating
+    `Workers` starts that server, so its imports (2 s of CPU) overlap whatever the caller does next.
+    """
+
+    def __init__(self) -> None:
+        import multiprocessing
+        from multiprocessing import forkserver
+
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(["taly_ops.offline.preload"])
+        forkserver.ensure_running()
+
+    def run(self, configs: list[StackConfig]) -> list[Plan]:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=len(configs), mp_context=self.context) as pool:
+            return list(pool.map(run_program, configs))

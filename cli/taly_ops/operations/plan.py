@@ -30,21 +30,12 @@ def load_config(root: Path, env: str) -> StackConfig:
 
 def plans(root: Path, envs: list[str]):
     """Validate every stack file first (fail fast on bad config), then run each program."""
-    from ..offline.plan import run_program
+    from ..offline import plan as offline
 
-    configs = [load_config(root, env) for env in envs]
-    if len(configs) == 1:
-        return [run_program(configs[0])]
-    # Each run is CPU-bound Python inside Pulumi's event loop: one process per environment, forked
-    # from a server that imported Pulumi once. Not forked from here: a process that has run Pulumi
-    # (threads, gRPC) can deadlock in a fork.
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["taly_ops.offline.preload"])
-    with ProcessPoolExecutor(max_workers=len(configs), mp_context=ctx) as pool:
-        return list(pool.map(run_program, configs))
+    if len(envs) == 1:
+        return [offline.run_program(load_config(root, envs[0]))]
+    workers = offline.Workers()  # they start importing Pulumi now, while the stack files are read
+    return workers.run([load_config(root, env) for env in envs])
 
 
 def top_component(resource, by_urn: dict) -> str:
