@@ -14,19 +14,39 @@ import time
 from pathlib import Path
 
 
+def _same_address_space(a: int, b: int) -> bool:
+    """Whether two processes share one address space: a vfork'd child, between its fork and its exec.
+
+    Linux's kcmp(2) with KCMP_VM; False where it is not available.
+    """
+    import ctypes
+    import platform
+
+    if platform.machine() != "x86_64":
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syscall(312, a, b, 1, 0, 0) == 0  # SYS_kcmp on x86_64, KCMP_VM
+    except (OSError, AttributeError):
+        return False
+
+
 def _tree_pss_kib(pid: int) -> int:
     """Proportional set size of a process and all its descendants, from /proc.
 
     PSS, not RSS: forked workers share their parent's pages, and RSS would count them once per process.
+    A child that shares its parent's address space (Python's subprocess vforks before it execs helm,
+    pg_dump...) reports the parent's memory again: it is counted once.
     """
-    total, stack = 0, [pid]
+    total, stack = 0, [(pid, None)]
     while stack:
-        p = stack.pop()
+        p, parent = stack.pop()
         try:
-            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
-            total += next(int(l.split()[1]) for l in rollup.splitlines() if l.startswith("Pss:"))
+            if parent is None or not _same_address_space(parent, p):
+                rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+                total += next(int(l.split()[1]) for l in rollup.splitlines() if l.startswith("Pss:"))
             for task in Path(f"/proc/{p}/task").iterdir():
-                stack += [int(c) for c in (task / "children").read_text().split()]
+                stack += [(int(c), p) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError, StopIteration):
             continue
     return total

@@ -146,9 +146,16 @@ def _parent_name(urn: str) -> str | None:
 
 
 # Pulumi answers invokes from a thread pool: every chart of an environment would run its own helm
-# (10 at once per worker, 30 for --env all, 12 MB each). Two at a time per worker keep both cores
-# busy without that peak of memory.
-HELM_AT_ONCE = threading.BoundedSemaphore(2)
+# at once (10 per environment, 30 for --env all, 20 MB each). Two at a time keep both cores busy
+# without that peak of memory; a plan's workers share their two (`share_helm_slots`).
+HELM_SLOTS = 2
+_helm_slots: Any = threading.BoundedSemaphore(HELM_SLOTS)
+
+
+def share_helm_slots(slots: Any) -> None:
+    """Use these helm slots (a multiprocessing semaphore the plan's workers share) instead of this process's own."""
+    global _helm_slots
+    _helm_slots = slots
 
 
 def _helm_template(args: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +165,7 @@ def _helm_template(args: dict[str, Any]) -> dict[str, Any]:
     from . import helm_cache
 
     opts = json.loads(args["jsonOpts"])
-    with HELM_AT_ONCE:
+    with _helm_slots:
         objects = helm_cache.template(Path(opts["path"]), opts["release_name"], opts.get("namespace"),
                                       opts.get("values") or {}, kube_version=opts.get("kube_version"))
     if not objects:

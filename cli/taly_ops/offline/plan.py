@@ -121,5 +121,8 @@ class Workers:
     def run(self, configs: list[StackConfig]) -> list[Plan]:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=len(configs), mp_context=self.context) as pool:
+        from .mocks import HELM_SLOTS, share_helm_slots
+
+        with ProcessPoolExecutor(max_workers=len(configs), mp_context=self.context, initializer=share_helm_slots,
+                                 initargs=(self.context.BoundedSemaphore(HELM_SLOTS),)) as pool:
             return list(pool.map(run_program, configs))
