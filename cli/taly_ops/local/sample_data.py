@@ -9,7 +9,6 @@ rows: one bulk check per key instead of a trigger per row.
 
 from __future__ import annotations
 
-from importlib import resources
 
 from ..errors import BadInput
 
@@ -42,6 +41,8 @@ AFTER_DATA = "-- @after-data"
 
 def schema_sql() -> tuple[str, str]:
     """(tables, what follows the data: foreign keys and indexes)."""
+    from importlib import resources  # here, not at the top: `taly --help` imports this module
+
     text = resources.files(__package__).joinpath("schema.sql").read_text()
     tables, _, after = text.partition(AFTER_DATA)
     return tables, after.split("\n", 1)[1] if after else ""
