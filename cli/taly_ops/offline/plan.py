@@ -66,6 +66,8 @@ def build_plan(project_root: Path, env: str) -> Plan:
 
 def run_program(config: StackConfig) -> Plan:
     """Run `taly_platform.program.main` under recording mocks and collect what it registers."""
+    from . import preload  # noqa: F401 - what the program uses, loaded the fast way (a no-op in a worker)
+
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     import pulumi
     from pulumi.runtime import settings as rt_settings
