@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ..errors import VERDICT
-from ..render import Output, console, emit
+from ..render import Output, column, console, emit, table
 from ._typer import TalyTyper
 
 app = TalyTyper(help="Policy rules over the offline plan: encryption, exposure, HA, protection, Kubernetes hygiene.",
@@ -19,17 +19,15 @@ def list_rules(output: Output = typer.Option(Output.table, "--output", "-o", hel
 
     rules = [{"id": r.id, "severity": r.severity, "description": r.description, "rationale": r.rationale} for r in all_rules()]
 
-    def table(rows) -> None:
-        from rich.table import Table
-
-        t = Table(title=f"{len(rows)} policy rules", title_justify="left")
+    def rules_table(rows) -> None:
+        t = table(f"{len(rows)} policy rules")
         for col in ("id", "severity", "description", "rationale"):
-            t.add_column(col, overflow="fold")
+            column(t, col, ident=col == "id", overflow="fold")
         for r in rows:
             t.add_row(r["id"], r["severity"], r["description"], r["rationale"])
         console().print(t)
 
-    emit(output, {"rules": rules}, lambda d: table(d["rules"]))
+    emit(output, {"rules": rules}, lambda d: rules_table(d["rules"]))
 
 
 @app.command("check")
@@ -61,13 +59,11 @@ def _root():
 
 
 def _table(reports) -> None:
-    from rich.table import Table
-
     out = console()
     for rep in reports:
-        t = Table(title=f"{rep.environment}: {'PASSED' if rep.passed else 'FAILED'}", title_justify="left")
+        t = table(f"{rep.environment}: {'PASSED' if rep.passed else 'FAILED'}")
         for col in ("rule", "severity", "status", "detail"):
-            t.add_column(col, overflow="fold")
+            column(t, col, ident=col == "rule", overflow="fold")
         for r in sorted(rep.results, key=lambda r: (r.status != "fail", r.status != "exempt", r.id)):
             style = {"fail": "red", "exempt": "yellow", "pass": "green"}[r.status]
             if r.status == "exempt":
