@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..apierrors import ApiError
 from .objects import Obj, controller_of, is_deleting, new_controller_ref, selector_matches
 
 
@@ -48,7 +49,7 @@ def _still_there(store: Any, plural: str, owner: Obj) -> bool:
     m = owner["metadata"]
     try:
         fresh = store.get(plural, m.get("namespace"), m["name"])
-    except Exception:  # noqa: BLE001 - gone: adopt nothing
+    except ApiError:  # gone: adopt nothing
         return False
     return fresh["metadata"].get("uid") == m["uid"] and not is_deleting(fresh)
 
@@ -60,7 +61,7 @@ def _adopt(store: Any, plural: str, obj: Obj, ref: Obj) -> Obj | None:
         o["metadata"].setdefault("ownerReferences", []).append(ref)
     try:
         return store.mutate(plural, obj["metadata"].get("namespace"), obj["metadata"]["name"], fn)
-    except Exception:  # noqa: BLE001 - gone or taken meanwhile: not ours
+    except (ApiError, _Taken):  # gone or taken meanwhile: not ours
         return None
 
 
@@ -70,7 +71,7 @@ def _release(store: Any, plural: str, obj: Obj, uid: str) -> None:
                                             if r.get("uid") != uid]
     try:
         store.mutate(plural, obj["metadata"].get("namespace"), obj["metadata"]["name"], fn)
-    except Exception:  # noqa: BLE001 - gone meanwhile
+    except ApiError:  # gone meanwhile
         pass
 
 

@@ -11,6 +11,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
+from ..apierrors import ApiError
 from .objects import Obj, rfc3339
 
 NORMAL = "Normal"
@@ -51,7 +52,7 @@ class EventRecorder:
                  "reportingComponent": self.component, "reportingInstance": ""}
         try:
             created = self.store.create("events", event)
-        except Exception:  # noqa: BLE001 - best effort, as upstream's recorder
+        except ApiError:  # best effort, as upstream's recorder
             return
         with self._lock:
             self._seen[key] = (namespace, created["metadata"]["name"])
@@ -65,5 +66,5 @@ class EventRecorder:
         try:
             self.store.mutate("events", seen[0], seen[1], bump)
             return True
-        except Exception:  # noqa: BLE001 - the first event is gone: write a new one
+        except ApiError:  # the first event is gone: write a new one
             return False
