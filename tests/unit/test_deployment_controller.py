@@ -147,6 +147,7 @@ def test_a_new_deployment_becomes_available_with_upstreams_names_labels_and_anno
     assert {k: v for k, v in rs["metadata"]["annotations"].items()} == {
         REVISION: "1", "deployment.kubernetes.io/desired-replicas": "2", "deployment.kubernetes.io/max-replicas": "3"}
     assert d["metadata"]["annotations"][REVISION] == "1"
+    assert d["metadata"]["generation"] == 1  # written with the status, as upstream: no new generation
     pods = c.pods()
     assert len(pods) == 2
     for p in pods:

@@ -234,7 +234,15 @@ class Store:
         new.setdefault("metadata", {})
         if subresource == "status":
             status = new.get("status")
+            annotations = new["metadata"].get("annotations")
             new = clone(old)
+            if resource.group == "apps":
+                # apps/v1's status strategies reset spec (and labels) only: the Deployment controller
+                # sets its revision annotation in its status write, without a new generation.
+                if annotations:
+                    new["metadata"]["annotations"] = annotations
+                else:
+                    new["metadata"].pop("annotations", None)
             if status is None:
                 new.pop("status", None)
             else:
