@@ -14,7 +14,7 @@ import pytest
 
 from fakes import FakeClock
 from stub_kubelet import StubKubelet
-from taly_ops.local.cluster.controllers.manager import Controllers
+from taly_ops.local.cluster.controllers import Controllers
 from taly_ops.local.cluster.controllers.templates import compute_hash
 from taly_ops.local.cluster.store import Store
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import copy
 
-from . import deployutil as du
+from .deployutil import (actual_replicas, available_replicas, max_unavailable, progress_deadline, ready_replicas,
+                         spec_replicas)
 from .objects import Obj, parse_time, replicas_of, rfc3339
 
 PROGRESSING = "Progressing"
@@ -66,14 +67,14 @@ def remove_condition(status: Obj, ctype: str) -> None:
 
 def calculate_status(all_rss: list[Obj | None], new_rs: Obj | None, d: Obj, now: float) -> Obj:
     """calculateStatus: the counts from the ReplicaSets' statuses, conditions carried over, Available set."""
-    available = du.available_replicas(all_rss)
-    unavailable = max(du.spec_replicas(all_rss) - available, 0)
+    available = available_replicas(all_rss)
+    unavailable = max(spec_replicas(all_rss) - available, 0)
     old = d.get("status") or {}
     status: Obj = {
         "observedGeneration": (d.get("metadata") or {}).get("generation", 0),
-        "replicas": du.actual_replicas(all_rss),
-        "updatedReplicas": du.actual_replicas([new_rs]),
-        "readyReplicas": du.ready_replicas(all_rss),
+        "replicas": actual_replicas(all_rss),
+        "updatedReplicas": actual_replicas([new_rs]),
+        "readyReplicas": ready_replicas(all_rss),
         "availableReplicas": available,
         "unavailableReplicas": unavailable,
     }
@@ -81,7 +82,7 @@ def calculate_status(all_rss: list[Obj | None], new_rs: Obj | None, d: Obj, now:
         status["collisionCount"] = old["collisionCount"]
     if old.get("conditions"):
         status["conditions"] = copy.deepcopy(old["conditions"])
-    if available >= replicas_of(d) - du.max_unavailable(d):
+    if available >= replicas_of(d) - max_unavailable(d):
         set_condition(status, new_condition(AVAILABLE, "True", MIN_AVAILABLE,
                                             "Deployment has minimum availability.", now))
     else:
@@ -110,7 +111,7 @@ def deployment_progressing(d: Obj, status: Obj) -> bool:
 
 def deployment_timed_out(d: Obj, status: Obj, now: float) -> bool:
     """No progress reported for progressDeadlineSeconds (or the timeout already recorded)."""
-    deadline = du.progress_deadline(d)
+    deadline = progress_deadline(d)
     if deadline is None:
         return False
     cond = get_condition(status, PROGRESSING)
@@ -125,7 +126,7 @@ def deployment_timed_out(d: Obj, status: Obj, now: float) -> bool:
 def rollout_status(all_rss: list[Obj | None], new_rs: Obj | None, d: Obj, now: float) -> Obj:
     """syncRolloutStatus's new status: counts, Available, and Progressing moved on by what happened."""
     status = calculate_status(all_rss, new_rs, d, now)
-    has_deadline = du.progress_deadline(d) is not None
+    has_deadline = progress_deadline(d) is not None
     if not has_deadline:
         remove_condition(status, PROGRESSING)
     current = get_condition(d.get("status"), PROGRESSING)
@@ -171,7 +172,7 @@ def _replica_failures(all_rss: list[Obj | None], new_rs: Obj | None) -> list[Obj
 
 def requeue_after(d: Obj, status: Obj, now: float) -> float | None:
     """requeueStuckDeployment: seconds until the deadline check is due (0: now), None: not needed."""
-    deadline = du.progress_deadline(d)
+    deadline = progress_deadline(d)
     current = get_condition(d.get("status"), PROGRESSING)
     if deadline is None or current is None:
         return None

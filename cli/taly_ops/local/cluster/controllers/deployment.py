@@ -17,12 +17,16 @@ import copy
 from typing import Any, Callable
 
 from ..apierrors import ApiError
-from . import conditions as cond
-from . import deployutil as du
-from . import rollout
+from .conditions import (FOUND_NEW_RS, NEW_RS_CREATED, PAUSED, PROGRESSING, RESUMED, RS_CREATE_ERROR, TIMED_OUT,
+                         calculate_status, get_condition, new_condition, requeue_after, rollout_status, set_condition)
+from .deployutil import (DESIRED_REPLICAS, REVISION, active, annotations, by_revision, find_new_rs, find_old_rss,
+                         int_annotation, is_paused, max_revision, max_surge, min_ready_seconds, new_rs_new_replicas,
+                         progress_deadline, replicas_annotations_need_update, replicas_of, revision_history_limit,
+                         set_new_rs_annotations, set_replicas_annotations, strategy_type)
 from .claims import claim
 from .events import NORMAL, WARNING, EventRecorder
 from .objects import Obj, is_deleting, key_of, new_controller_ref, selector_is_empty, split_key
+from .rollout import recreate, rolling, sync_scale
 from .templates import HASH_LABEL, compute_hash, equal_ignore_hash
 from .workqueue import WorkQueue
 
@@ -58,14 +62,14 @@ class DeploymentController:
             self.sync_deployment_status(old_rss + [new_rs], new_rs, d)
             return
         d = self.check_paused_conditions(d)
-        if du.is_paused(d) or self.is_scaling_event(d, rss):
-            rollout.sync_scale(self, d, rss)
-        elif du.strategy_type(d) == "Recreate":
-            rollout.recreate(self, d, rss, self.pods_by_rs(d, rss))
-        elif du.strategy_type(d) == "RollingUpdate":
-            rollout.rolling(self, d, rss)
+        if is_paused(d) or self.is_scaling_event(d, rss):
+            sync_scale(self, d, rss)
+        elif strategy_type(d) == "Recreate":
+            recreate(self, d, rss, self.pods_by_rs(d, rss))
+        elif strategy_type(d) == "RollingUpdate":
+            rolling(self, d, rss)
         else:
-            raise ValueError(f"unexpected deployment strategy type: {du.strategy_type(d)}")
+            raise ValueError(f"unexpected deployment strategy type: {strategy_type(d)}")
 
     def replica_sets_for(self, d: Obj) -> list[Obj]:
         """getReplicaSetsForDeployment: the namespace's ReplicaSets it controls, adopting orphans."""
@@ -85,41 +89,41 @@ class DeploymentController:
     def is_scaling_event(self, d: Obj, rss: list[Obj]) -> bool:
         """An active ReplicaSet was sized for another replica count than the Deployment's now."""
         new_rs, old_rss, _ = self.get_all_rss(d, rss, create=False)
-        for rs in du.active(old_rss + [new_rs]):
-            desired = du.int_annotation(rs, du.DESIRED_REPLICAS)
-            if desired is not None and desired != du.replicas_of(d):
+        for rs in active(old_rss + [new_rs]):
+            desired = int_annotation(rs, DESIRED_REPLICAS)
+            if desired is not None and desired != replicas_of(d):
                 return True
         return False
 
     def check_paused_conditions(self, d: Obj) -> Obj:
         """Progressing Unknown (DeploymentPaused / DeploymentResumed): a pause never counts as no progress."""
-        if du.progress_deadline(d) is None:
+        if progress_deadline(d) is None:
             return d
-        current = cond.get_condition(d.get("status"), cond.PROGRESSING)
-        if current is not None and current.get("reason") == cond.TIMED_OUT:
+        current = get_condition(d.get("status"), PROGRESSING)
+        if current is not None and current.get("reason") == TIMED_OUT:
             return d
-        paused_recorded = current is not None and current.get("reason") == cond.PAUSED
-        if du.is_paused(d) and not paused_recorded:
-            reason, message = cond.PAUSED, "Deployment is paused"
-        elif not du.is_paused(d) and paused_recorded:
-            reason, message = cond.RESUMED, "Deployment is resumed"
+        paused_recorded = current is not None and current.get("reason") == PAUSED
+        if is_paused(d) and not paused_recorded:
+            reason, message = PAUSED, "Deployment is paused"
+        elif not is_paused(d) and paused_recorded:
+            reason, message = RESUMED, "Deployment is resumed"
         else:
             return d
         status = copy.deepcopy(d.get("status") or {})
-        cond.set_condition(status, cond.new_condition(cond.PROGRESSING, "Unknown", reason, message, self.clock()))
+        set_condition(status, new_condition(PROGRESSING, "Unknown", reason, message, self.clock()))
         return self.write_status(d, status)
 
     # --- the new ReplicaSet -------------------------------------------------------------------------
 
     def get_all_rss(self, d: Obj, rss: list[Obj], create: bool) -> tuple[Obj | None, list[Obj], Obj]:
         """(new ReplicaSet or None, every old one, the Deployment as last written), revisions synced."""
-        _, all_old = du.find_old_rss(d, rss)
+        _, all_old = find_old_rss(d, rss)
         new_rs, d = self.get_new_rs(d, rss, all_old, create)
         return new_rs, all_old, d
 
     def get_new_rs(self, d: Obj, rss: list[Obj], old_rss: list[Obj], create: bool) -> tuple[Obj | None, Obj]:
-        existing = du.find_new_rs(d, rss)
-        new_revision = du.max_revision(old_rss) + 1
+        existing = find_new_rs(d, rss)
+        new_revision = max_revision(old_rss) + 1
         if existing is not None:
             return self._sync_existing_new_rs(d, existing, new_revision)
         if not create:
@@ -128,16 +132,16 @@ class DeploymentController:
 
     def _sync_existing_new_rs(self, d: Obj, existing: Obj, new_revision: int) -> tuple[Obj, Obj]:
         rs = copy.deepcopy(existing)
-        changed = du.set_new_rs_annotations(d, rs, new_revision, exists=True)
-        if changed or du.min_ready_seconds(rs) != du.min_ready_seconds(d):
-            rs.setdefault("spec", {})["minReadySeconds"] = du.min_ready_seconds(d)
+        changed = set_new_rs_annotations(d, rs, new_revision, exists=True)
+        if changed or min_ready_seconds(rs) != min_ready_seconds(d):
+            rs.setdefault("spec", {})["minReadySeconds"] = min_ready_seconds(d)
             return self.store.update("replicasets", rs), d
         status = copy.deepcopy(d.get("status") or {})
-        revision = rs["metadata"].get("annotations", {}).get(du.REVISION)
-        needs_write = revision is not None and du.annotations(d).get(du.REVISION) != revision
-        if du.progress_deadline(d) is not None and cond.get_condition(status, cond.PROGRESSING) is None:
-            cond.set_condition(status, cond.new_condition(
-                cond.PROGRESSING, "True", cond.FOUND_NEW_RS, f'Found new replica set "{rs["metadata"]["name"]}"',
+        revision = rs["metadata"].get("annotations", {}).get(REVISION)
+        needs_write = revision is not None and annotations(d).get(REVISION) != revision
+        if progress_deadline(d) is not None and get_condition(status, PROGRESSING) is None:
+            set_condition(status, new_condition(
+                PROGRESSING, "True", FOUND_NEW_RS, f'Found new replica set "{rs["metadata"]["name"]}"',
                 self.clock()))
             needs_write = True
         if needs_write:
@@ -146,8 +150,8 @@ class DeploymentController:
 
     def _create_new_rs(self, d: Obj, old_rss: list[Obj], new_revision: int) -> tuple[Obj, Obj]:
         rs = self.new_rs_object(d)
-        rs["spec"]["replicas"] = du.new_rs_new_replicas(d, old_rss + [rs], rs)
-        du.set_new_rs_annotations(d, rs, new_revision, exists=False)
+        rs["spec"]["replicas"] = new_rs_new_replicas(d, old_rss + [rs], rs)
+        set_new_rs_annotations(d, rs, new_revision, exists=False)
         name = rs["metadata"]["name"]
         already = False
         try:
@@ -158,22 +162,22 @@ class DeploymentController:
                 already = True
             else:
                 message = f'Failed to create new replica set "{name}": {e.message}'
-                if du.progress_deadline(d) is not None:
+                if progress_deadline(d) is not None:
                     status = copy.deepcopy(d.get("status") or {})
-                    cond.set_condition(status, cond.new_condition(cond.PROGRESSING, "False", cond.RS_CREATE_ERROR,
+                    set_condition(status, new_condition(PROGRESSING, "False", RS_CREATE_ERROR,
                                                                   message, self.clock()))
                     self.write_status(d, status)
-                self.recorder.event(d, WARNING, cond.RS_CREATE_ERROR, message)
+                self.recorder.event(d, WARNING, RS_CREATE_ERROR, message)
                 raise
-        replicas = du.replicas_of(created)
+        replicas = replicas_of(created)
         if not already and replicas > 0:
             self.recorder.event(d, NORMAL, "ScalingReplicaSet", f"Scaled up replica set {name} from 0 to {replicas}")
         status = copy.deepcopy(d.get("status") or {})
-        if not already and du.progress_deadline(d) is not None:
-            cond.set_condition(status, cond.new_condition(
-                cond.PROGRESSING, "True", cond.NEW_RS_CREATED, f'Created new replica set "{name}"', self.clock()))
+        if not already and progress_deadline(d) is not None:
+            set_condition(status, new_condition(
+                PROGRESSING, "True", NEW_RS_CREATED, f'Created new replica set "{name}"', self.clock()))
         revision = str(new_revision)
-        if status != (d.get("status") or {}) or du.annotations(d).get(du.REVISION) != revision:
+        if status != (d.get("status") or {}) or annotations(d).get(REVISION) != revision:
             d = self.write_status(d, status, revision=revision)
         return created, d
 
@@ -187,8 +191,8 @@ class DeploymentController:
         selector = copy.deepcopy(spec.get("selector") or {})
         selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: pod_hash}
         rs_spec: Obj = {"replicas": 0, "selector": selector, "template": template}
-        if du.min_ready_seconds(d):
-            rs_spec["minReadySeconds"] = du.min_ready_seconds(d)
+        if min_ready_seconds(d):
+            rs_spec["minReadySeconds"] = min_ready_seconds(d)
         return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {"name": f"{d['metadata']['name']}-{pod_hash}", "namespace": d["metadata"].get("namespace"),
                              "labels": dict(template["metadata"]["labels"]),
@@ -215,22 +219,23 @@ class DeploymentController:
 
     def scale_rs(self, rs: Obj, new_scale: int, d: Obj, operation: str | None = None) -> tuple[bool, Obj]:
         """scaleReplicaSet(AndRecordEvent): resize and re-annotate; (whether the size changed, the RS)."""
-        old_scale = du.replicas_of(rs)
+        old_scale = replicas_of(rs)
         if operation is None:
             if old_scale == new_scale:
                 return False, rs
             operation = "up" if old_scale < new_scale else "down"
-        desired = du.replicas_of(d)
-        max_replicas = desired + du.max_surge(d)
-        if old_scale == new_scale and not du.replicas_annotations_need_update(rs, desired, max_replicas):
+        desired = replicas_of(d)
+        max_replicas = desired + max_surge(d)
+        if old_scale == new_scale and not replicas_annotations_need_update(rs, desired, max_replicas):
             return False, rs
         updated = copy.deepcopy(rs)
         updated.setdefault("spec", {})["replicas"] = new_scale
-        du.set_replicas_annotations(updated, desired, max_replicas)
+        set_replicas_annotations(updated, desired, max_replicas)
         updated = self.store.update("replicasets", updated)
         if old_scale != new_scale:
+            name = rs["metadata"]["name"]
             self.recorder.event(d, NORMAL, "ScalingReplicaSet",
-                                f"Scaled {operation} replica set {rs['metadata']['name']} from {old_scale} to {new_scale}")
+                                f"Scaled {operation} replica set {name} from {old_scale} to {new_scale}")
             return True, updated
         return False, updated
 
@@ -242,37 +247,37 @@ class DeploymentController:
         def write(obj: Obj) -> None:
             obj["status"] = body
             if revision is not None:
-                obj["metadata"].setdefault("annotations", {})[du.REVISION] = revision
+                obj["metadata"].setdefault("annotations", {})[REVISION] = revision
         return self.store.mutate("deployments", d["metadata"].get("namespace"), d["metadata"]["name"], write,
                                  subresource="status")
 
     def sync_deployment_status(self, all_rss: list[Obj | None], new_rs: Obj | None, d: Obj) -> None:
-        status = cond.calculate_status(all_rss, new_rs, d, self.clock())
+        status = calculate_status(all_rss, new_rs, d, self.clock())
         if _omit_zeros(status) != _omit_zeros(d.get("status") or {}):
             self.write_status(d, status)
 
     def sync_rollout_status(self, all_rss: list[Obj | None], new_rs: Obj | None, d: Obj) -> None:
         now = self.clock()
-        status = cond.rollout_status(all_rss, new_rs, d, now)
+        status = rollout_status(all_rss, new_rs, d, now)
         if _omit_zeros(status) != _omit_zeros(d.get("status") or {}):
             self.write_status(d, status)
             return
-        after = cond.requeue_after(d, status, now)
+        after = requeue_after(d, status, now)
         if after is not None:
             self.queue.add_after(key_of(d), after) if after > 0 else self.queue.add_rate_limited(key_of(d))
 
     def cleanup(self, old_rss: list[Obj], d: Obj) -> None:
         """cleanupDeployment: delete the oldest revisions past revisionHistoryLimit, if scaled to nothing."""
-        limit = du.revision_history_limit(d)
+        limit = revision_history_limit(d)
         if limit is None:
             return
         cleanable = [rs for rs in old_rss if rs is not None and not is_deleting(rs)]
         excess = len(cleanable) - limit
         if excess <= 0:
             return
-        for rs in sorted(cleanable, key=du.by_revision)[:excess]:
+        for rs in sorted(cleanable, key=by_revision)[:excess]:
             status = rs.get("status") or {}
-            if status.get("replicas") or du.replicas_of(rs) != 0 \
+            if status.get("replicas") or replicas_of(rs) != 0 \
                     or rs["metadata"].get("generation", 0) > status.get("observedGeneration", 0):
                 continue
             try:

@@ -5,7 +5,8 @@ Keys are namespace/name. A pod's change queues its controlling ReplicaSet (an or
 ReplicaSet of its namespace that selects it); a ReplicaSet's queues itself and its Deployment; a
 pod's deletion queues the Deployment too (Recreate waits for old pods to be gone). A ticker
 (real time) releases keys delayed by the injected clock - progress deadlines, and a ReplicaSet's
-pods passing minReadySeconds (its sync asks for that) - and resyncs every Deployment and ReplicaSet each `resync` seconds of that clock.
+pods passing minReadySeconds (its sync asks for that) - and resyncs every Deployment and
+ReplicaSet each `resync` seconds of that clock.
 """
 
 from __future__ import annotations
