@@ -62,7 +62,11 @@ class DeploymentController:
             self.sync_deployment_status(old_rss + [new_rs], new_rs, d)
             return
         d = self.check_paused_conditions(d)
-        if is_paused(d) or self.is_scaling_event(d, rss):
+        if is_paused(d):
+            sync_scale(self, d, rss)
+            return
+        scaling, d = self.is_scaling_event(d, rss)
+        if scaling:
             sync_scale(self, d, rss)
         elif strategy_type(d) == "Recreate":
             recreate(self, d, rss, self.pods_by_rs(d, rss))
@@ -86,14 +90,15 @@ class DeploymentController:
                     by_uid[ref["uid"]].append(pod)
         return by_uid
 
-    def is_scaling_event(self, d: Obj, rss: list[Obj]) -> bool:
-        """An active ReplicaSet was sized for another replica count than the Deployment's now."""
-        new_rs, old_rss, _ = self.get_all_rss(d, rss, create=False)
+    def is_scaling_event(self, d: Obj, rss: list[Obj]) -> tuple[bool, Obj]:
+        """An active ReplicaSet was sized for another replica count than the Deployment's now (and the
+        Deployment as last written: finding the new ReplicaSet may have synced its revision)."""
+        new_rs, old_rss, d = self.get_all_rss(d, rss, create=False)
         for rs in active(old_rss + [new_rs]):
             desired = int_annotation(rs, DESIRED_REPLICAS)
             if desired is not None and desired != replicas_of(d):
-                return True
-        return False
+                return True, d
+        return False, d
 
     def check_paused_conditions(self, d: Obj) -> Obj:
         """Progressing Unknown (DeploymentPaused / DeploymentResumed): a pause never counts as no progress."""
@@ -125,7 +130,9 @@ class DeploymentController:
         existing = find_new_rs(d, rss)
         new_revision = max_revision(old_rss) + 1
         if existing is not None:
-            return self._sync_existing_new_rs(d, existing, new_revision)
+            rs, d = self._sync_existing_new_rs(d, existing, new_revision)
+            rss[rss.index(existing)] = rs  # this sync's later steps see what was written
+            return rs, d
         if not create:
             return None, d
         return self._create_new_rs(d, old_rss, new_revision)
