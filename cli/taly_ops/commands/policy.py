@@ -15,9 +15,9 @@ app = TalyTyper(help="Policy rules over the offline plan: encryption, exposure, 
 @app.command("list")
 def list_rules(output: Output = typer.Option(Output.table, "--output", "-o", help="table or json.")) -> None:
     """List every rule with its severity (mandatory fails the check; advisory only reports) and rationale."""
-    from ..policy.pack import all_rules
+    from ..operations import policy as ops
 
-    rules = [{"id": r.id, "severity": r.severity, "description": r.description, "rationale": r.rationale} for r in all_rules()]
+    rules = ops.rules()
 
     def rules_table(rows) -> None:
         t = table(f"{len(rows)} policy rules")

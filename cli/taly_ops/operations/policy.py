@@ -1,14 +1,22 @@
-"""Policy check over the offline plan of one or more environments."""
+"""The policy rules, and their check over the offline plan of one or more environments."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInput
-from ..policy.engine import PolicyReport, evaluate
 from ..policy.model import StackView, Subject
 from ..policy.pack import all_rules
-from . import plan as plan_ops
+
+if TYPE_CHECKING:
+    from ..policy.engine import PolicyReport
+
+
+def rules() -> list[dict[str, Any]]:
+    """Every rule: id, severity (mandatory fails the check; advisory only reports), description, rationale."""
+    return [{"id": r.id, "severity": r.severity, "description": r.description, "rationale": r.rationale}
+            for r in all_rules()]
 
 
 def view_of(plan) -> StackView:
@@ -16,6 +24,9 @@ def view_of(plan) -> StackView:
 
 
 def check(root: Path, envs: list[str]) -> list[PolicyReport]:
+    from ..policy.engine import evaluate  # these two load the stack config's model: listing the rules does not
+    from . import plan as plan_ops
+
     known = {r.id for r in all_rules()}
     for env in envs:
         config = plan_ops.load_config(root, env)
