@@ -1,7 +1,7 @@
 """Health checks, one module per component: postgres, redis, rabbitmq, s3, aws (control plane),
 kube (Kubernetes) and slo (Prometheus). Each module's `probes(target, thresholds)` returns the probes
-the operation (taly_ops.operations.health) runs concurrently. Heavy clients (psycopg, redis, boto3,
-kubernetes, prometheus_api_client) are imported inside the checks, never at module load.
+the operation (taly_ops.operations.health) runs concurrently. The checks talk to systems through
+the environment's adapters, never a client library (`scripts/import-graph --check` enforces it).
 """
 
 from __future__ import annotations
