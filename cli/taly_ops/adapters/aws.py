@@ -94,12 +94,6 @@ class Aws:
         return credentials.get_frozen_credentials() if credentials is not None else None
 
 
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ClientError ("NoSuchBucket", "DBInstanceNotFound" ...), else the type's name."""
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code") or type(exc).__name__)
-
-
 class SigV4Auth:
     """requests auth that signs with the target's credentials (Amazon Managed Prometheus: service "aps")."""
 

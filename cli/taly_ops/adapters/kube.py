@@ -20,21 +20,6 @@ class KubeconfigProblem(Exception):
     """The kubeconfig or the context cannot be used: nothing was asked of a cluster."""
 
 
-def kubeconfig_path() -> Path:
-    return Path(os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
-
-
-def contexts(kubeconfig: Path | None = None) -> tuple[list[str], str | None]:
-    """(every context's name, the current one) in the kubeconfig; KubeconfigProblem when it cannot be read."""
-    from kubernetes import config
-
-    try:
-        found, current = config.list_kube_config_contexts(config_file=str(kubeconfig or kubeconfig_path()))
-    except (config.ConfigException, OSError) as exc:
-        raise KubeconfigProblem(f"kubeconfig {kubeconfig or kubeconfig_path()}: {exc}") from None
-    return [c["name"] for c in found], (current or {}).get("name")
-
-
 def _timeout(timeout: float) -> tuple[float, float]:
     """(connect, read) under a caller's deadline."""
     io = max(timeout - 0.5, 0.5)

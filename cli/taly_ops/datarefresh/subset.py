@@ -30,7 +30,6 @@ SELECTION_SALT = "taly-subset:"
 @dataclass
 class SubsetPlan:
     root: str
-    root_key: str
     direct: dict[str, str] = field(default_factory=dict)          # table -> its tenant column
     owned: dict[str, ForeignKey] = field(default_factory=dict)    # table -> the key to its owner row (dependency order)
     edges: list[ForeignKey] = field(default_factory=list)         # foreign keys among tenant-scoped tables
@@ -51,7 +50,7 @@ def plan(schema: Schema, rules: SubsetRules) -> SubsetPlan:
     root = schema.table(rules.root)
     if root is None or len(root.primary_key) != 1:
         raise BadInput(f"subset.root: {qualify(rules.root)} must exist and have a single-column primary key")
-    p = SubsetPlan(root.name, root.primary_key[0])
+    p = SubsetPlan(root.name)
     for name, t in sorted(schema.tables.items()):
         if name != root.name and rules.tenant_column in t.columns:
             p.direct[name] = rules.tenant_column

@@ -306,13 +306,6 @@ def contract_problems(contract: dict[str, Any]) -> str | None:
     return None
 
 
-def reset(url: str) -> None:
-    """Forget every record (moto's own reset endpoint)."""
-    import urllib.request
-
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).read()
-
-
 def stop(component: Component) -> bool:
     """SIGKILL: moto holds its records in memory only, and is stopped only when they are to go (1-3 s saved)."""
     return supervisor.stop(component.pid, component.start_time, pgid=component.pgid, sig=signal.SIGKILL, timeout=5)

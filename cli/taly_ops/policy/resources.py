@@ -55,6 +55,3 @@ def purpose(r: Subject) -> str | None:
     """The `purpose` tag the estate puts on buckets and keys (media, backups, logs, backups-dr)."""
     return (r.props.get("tags") or {}).get("purpose")
 
-
-def k8s_name(r: Subject) -> str:
-    return (r.props.get("metadata") or {}).get("name") or r.name
