@@ -3,6 +3,7 @@
 - FakeStore: adapters/s3_store.Store's interface (check, keys, get_json, put_json) over a dict of key -> bytes,
   so a test can put exactly the damaged object it means into "the bucket".
 - FakeClock: a monotonic clock for operations/steps.Steps that moves only when the test says.
+- FakeConfirmer: a confirmer for operations/steps.Steps that gives one answer and keeps what it was asked.
 """
 
 from __future__ import annotations
@@ -42,3 +43,13 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class FakeConfirmer:
+    def __init__(self, answer: bool) -> None:
+        self.answer = answer
+        self.asked: list[Any] = []  # the Change of each question
+
+    def __call__(self, change: Any) -> bool:
+        self.asked.append(change)
+        return self.answer

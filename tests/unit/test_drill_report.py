@@ -397,21 +397,29 @@ def test_the_verdict_of_a_drill_that_never_restored_is_failed_stored_and_audited
 
     from fakes import FakeClock
     from taly_ops.operations.drills.report import finish, new_report
-    from taly_ops.operations.steps import Steps
+    from taly_ops.operations.steps import Change, Steps, execute
 
     env, clock = _report_env(tmp_path), FakeClock()
     steps = Steps(clock=clock)
     report = new_report(env, "drill-x", dt.datetime(2026, 12, 2, 16, tzinfo=dt.timezone.utc), steps, tmp_path,
                         backup_id="b", rpo_seconds=12.0)
-    report["error"] = "backup files do not match the manifest: toc.dat (sha256 mismatch)"
-    clock.now += 1.5
-    finish(env, report, steps=steps, inputs={}, before={}, interrupted=False)
+
+    def work(s: Steps) -> None:
+        report["error"] = "backup files do not match the manifest: toc.dat (sha256 mismatch)"
+        clock.now += 1.5
+
+    change = Change("drill.restore", "drill drill-x", env.name, env.state_dir, {}, [], changes_environment=False)
+    outcome = execute(change, work, lambda o: {"removed": True},
+                      lambda o: finish(env, report, steps=steps, before={}, interrupted=o.interrupted is not None),
+                      report, steps)
+    outcome.reraise()  # nothing to raise: the error is the report's
     assert report["status"] == "failed" and report["timings"]["total_seconds"] == 1.5
     assert report["targets"]["rpo_met"] is True and report["targets"]["rto_met"] is None
     assert json.loads(env.store.objects["drills/drill-x.json"])["status"] == "failed"
     assert report["report_key"] == "s3://taly-local-backups/drills/drill-x.json"
     logged = [json.loads(line) for line in (tmp_path / audit.AUDIT_FILE).read_text().splitlines()]
-    assert [(e["what"], e["outcome"]) for e in logged] == [("drill.restore", "failed")]
+    assert [(e["what"], e["outcome"]) for e in logged] == [("drill.restore.start", "started"), ("drill.restore", "failed")]
+    assert logged[-1]["detail"] == {"error": report["error"]} and logged[-1]["after"]["cleanup"] == {"removed": True}
 
 
 @pytest.mark.parametrize(("content", "wrong"), [(b"smoke: SELECT 1\n", "smoke"), (b"\x00\x01\x02binary", "binary")])

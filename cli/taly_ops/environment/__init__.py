@@ -21,14 +21,14 @@ from ..errors import BadInput
 from .endpoints import (HostPort, LocalEstate, Login, PostgresTopology, RecoveryTargets, RedisTopology,
                         addresses)
 from .model import Environment
-from .names import (CLOUD, CONTRACTS_DIR, LOCAL, NAMES, STATE_ENV_VAR, NoLocalEstate, UnknownEnvironment, check_name,
-                    contract_command, no_local_estate)
+from .names import (CLOUD, CONTRACTS_DIR, LOCAL, NAMES, PROTECTED, STATE_ENV_VAR, NoLocalEstate, UnknownEnvironment,
+                    check_name, contract_command, no_local_estate)
 
 if TYPE_CHECKING:
     from taly_platform.contract import EnvironmentContract
 
 __all__ = ["AwsTarget", "CLOUD", "CONTRACTS_DIR", "Environment", "HostPort", "LOCAL", "LocalEstate", "Login", "NAMES",
-           "NoLocalEstate", "PostgresTopology", "RecoveryTargets", "RedisTopology", "STATE_ENV_VAR",
+           "NoLocalEstate", "PostgresTopology", "PROTECTED", "RecoveryTargets", "RedisTopology", "STATE_ENV_VAR",
            "UnknownEnvironment", "addresses", "check_name", "cloud_state_dir", "contract_addresses",
            "contract_command", "no_local_estate", "read_contract", "resolve"]
 

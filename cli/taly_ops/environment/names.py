@@ -10,6 +10,7 @@ from ..errors import BadInput
 
 LOCAL = "local"
 NAMES: tuple[str, ...] = (LOCAL, *CLOUD)
+PROTECTED: tuple[str, ...] = ("prod",)  # its own systems change only with an approval (operations/steps.confirm)
 CONTRACTS_DIR = "contracts"
 STATE_ENV_VAR = "TALY_STATE_DIR"  # where a cloud environment's audit log and drill registry live
 

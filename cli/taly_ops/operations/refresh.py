@@ -176,7 +176,8 @@ def refresh(request: RefreshRequest, *, state_dir: Path | None = None, progress:
         return RefreshReport.model_validate(report)
     from .refresh_run import RefreshRun, execute
 
-    return RefreshReport.model_validate(execute(RefreshRun(src, dst, manifest, rules, plan, spec, percent, anonymize), report, steps))
+    run = RefreshRun(src, dst, manifest, rules, plan, spec, percent, anonymize)
+    return RefreshReport.model_validate(execute(run, report, steps, _would(report, from_env, to_env)))
 
 
 def _check_against_backup(src: Environment, manifest: dict[str, Any], rules, shown: str, anonymize: bool,
@@ -222,7 +223,10 @@ def _would(report: dict[str, Any], from_env: str, to_env: str) -> list[str]:
     steps += ["check foreign keys and the drill spec's invariants; scan every text and JSON column for personal data",
               f"restore the result into a new database {t['new_database']} on {t['host']}:{t['port']} ({to_env}) "
               "and scan it again"]
-    if t.get("existed"):
+    if t.get("existed") is None:  # not looked up (a run: the swap finds out)
+        steps.append(f"swap: terminate sessions on {t['database']} and rename it {t['database']}{BEFORE_SUFFIX} if it "
+                     f"exists (dropping an older one), rename {t['new_database']} {t['database']}")
+    elif t["existed"]:
         older = " (dropping the older one)" if t.get("before_refresh_exists") else ""
         steps.append(f"swap: terminate sessions on {t['database']}, rename it {t['database']}{BEFORE_SUFFIX}{older}, "
                      f"rename {t['new_database']} {t['database']}")

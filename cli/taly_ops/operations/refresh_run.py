@@ -13,7 +13,8 @@ from typing import Any
 from ..environment import Environment
 from ..errors import Unreachable
 from .steps import iso, now
-from .steps import Progress, Steps, run_guarded
+from .steps import Change, Guarded, Outcome, Progress, Steps, confirm
+from .steps import execute as execute_change
 
 BEFORE_SUFFIX = "_before_refresh"  # the previous target database, kept under this name
 MAINTENANCE_DB = "postgres"
@@ -38,9 +39,12 @@ class RefreshRun:
     created: bool = False  # the new database on the target (dropped unless swapped in)
 
 
-def execute(run: RefreshRun, report: dict[str, Any], steps: Steps) -> dict[str, Any]:
-    """Run a planned refresh (operations.refresh plans it); returns its report. See refresh.py's docstring."""
-    from .. import audit
+def execute(run: RefreshRun, report: dict[str, Any], steps: Steps, would: list[str]) -> dict[str, Any]:
+    """Run a planned refresh (operations.refresh plans it; `would` says what it does); returns its report.
+
+    See refresh.py's docstring. It changes the target's own database: a protected target would need the
+    confirmer's approval (refresh refuses prod before this).
+    """
     from ..datarefresh import fakes
     from ..local import supervisor
     from . import drills
@@ -49,38 +53,43 @@ def execute(run: RefreshRun, report: dict[str, Any], steps: Steps) -> dict[str, 
     refresh_id = report["refresh_id"]
     root = run.root = drills.drills_dir(dst) / refresh_id
     port = run.port = supervisor.free_port()
+    change = Change(
+        "data.refresh", f"refresh {refresh_id}", dst.name, dst.state_dir,
+        {"from": report["from"], "to": report["to"], "backup_id": report["backup_id"], "anonymize": anonymize,
+         "subset_percent": percent, "rules": report["rules"]["file"]}, would, changes_environment=True,
+        before={"database": report["target"]["database"], "host": report["target"]["host"],
+                "port": report["target"]["port"]},
+        after={"refresh_id": refresh_id, "new_database": report["target"]["new_database"],
+               "scratch": {"port": port, "dir": str(root)}})
+    confirm(change, steps)
     run.key = fakes.load_key(dst.state_dir) if anonymize else None
     report["rules"]["key_source"] = run.key.source if run.key else None
-    inputs = {"from": report["from"], "to": report["to"], "backup_id": report["backup_id"], "anonymize": anonymize,
-              "subset_percent": percent, "rules": report["rules"]["file"]}
     drills.register_scratch(dst, refresh_id, backup_id=report["backup_id"], root=root, port=port)
-    audit.record(dst.state_dir, "data.refresh.start", dst.name, inputs=inputs, outcome="started",
-                 before={"database": report["target"]["database"], "host": report["target"]["host"],
-                         "port": report["target"]["port"]},
-                 after={"refresh_id": refresh_id, "new_database": report["target"]["new_database"],
-                        "scratch": {"port": port, "dir": str(root)}})
     progress(f"refresh {refresh_id}: {report['from']} backup {report['backup_id']} -> {report['to']} "
              f"{report['target']['host']}:{report['target']['port']}/{report['target']['database']}")
-    outcome = run_guarded(lambda s: _run(run, report, s), lambda o: _cleanup(run, report, progress),
-                          report, f"refresh {refresh_id}", steps)
+    outcome = execute_change(change, lambda s: _run(run, report, s), lambda o: _cleanup(run, report, progress),
+                             lambda o: _conclude(report, steps, o), report, steps)
+    outcome.reraise()
+    return report
+
+
+def _conclude(report: dict[str, Any], steps: Steps, outcome: Guarded) -> Outcome:
+    """The refresh's status (ok: swapped in, no error) and what its audit outcome records."""
     report["status"] = "ok" if report["swapped"] and not report["error"] else "failed"
     report["timings"]["total_seconds"] = round(steps.elapsed(), 2)
     report["finished_at"] = iso(now())
     scan = report["pii_scan"]
-    audit.record(dst.state_dir, "data.refresh", dst.name, inputs=inputs,
-                 outcome="interrupted" if outcome.interrupted else report["status"],
-                 before={"database": report["target"]["database"], "existed": report["target"]["existed"]},
-                 after={"refresh_id": refresh_id, "swapped": report["swapped"],
-                        "database": report["target"]["database"] if report["swapped"] else None,
-                        "previous_database": report["previous_database"],
-                        "pii_scan_passed": scan["passed"],
-                        "pii_findings": [{k: f[k] for k in ("table", "column", "pattern", "rows")}
-                                         for f in scan["findings"]],
-                        "rows": {t: v["rows_after"] for t, v in report["tables"].items()},
-                        "cleanup": report["cleanup"]},
-                 detail={"error": report["error"]} if report["error"] else None)
-    outcome.reraise()
-    return report
+    return Outcome("interrupted" if outcome.interrupted else report["status"],
+                   before={"database": report["target"]["database"], "existed": report["target"]["existed"]},
+                   after={"refresh_id": report["refresh_id"], "swapped": report["swapped"],
+                          "database": report["target"]["database"] if report["swapped"] else None,
+                          "previous_database": report["previous_database"],
+                          "pii_scan_passed": scan["passed"],
+                          "pii_findings": [{k: f[k] for k in ("table", "column", "pattern", "rows")}
+                                           for f in scan["findings"]],
+                          "rows": {t: v["rows_after"] for t, v in report["tables"].items()},
+                          "cleanup": report["cleanup"]},
+                   detail={"error": report["error"]} if report["error"] else None)
 
 
 def _run(run: RefreshRun, report: dict[str, Any], steps: Steps) -> None:

@@ -1,15 +1,25 @@
-"""The guarded step engine: run a sequence of steps with guaranteed cleanup, progress, timings and a hook.
+"""The guarded step engine: validate -> plan -> confirm -> execute, with cleanup, audit, progress and timings.
 
-Every operation that creates something it must remove (a drill's scratch instance, a refresh's new
-database; promotion and runbooks next) runs through `run_guarded`: work(steps) runs with SIGTERM,
-SIGINT and SIGHUP turned into `Interrupted`; whatever happens, clean_up(outcome) runs afterwards with
-those signals shielded, and its result is the report's "cleanup". Inside the work, `steps.step(name)`
-times a named step (report["timings"][name + "_seconds"]), says what it does on the progress stream
-and calls the step hook first.
+An operation that changes something (a drill's scratch instance, a refresh's target database;
+promotion and runbooks next) validates its input and plans (BadInput before anything changes; a
+dry run stops at the plan), describes what it will change as a `Change`, then:
 
-The clock and the hook are injected: `Steps(clock=...)`, and `STEP_HOOK` (a context variable) for a
-caller that embeds taly (a test that must act while a scratch instance is up, a runbook that
-reports progress). Production code never waits for a test.
+- `confirm(change, steps)`: a change to a protected environment's own systems (prod) runs only when
+  the injected confirmer approves it. The default confirmer refuses: non-interactive use needs an
+  explicit approval (a caller passes `approve` for `--yes`). A refusal is audited and is `NotApproved`
+  (exit 2), before anything changed. Other changes are confirmed at once.
+- `execute(change, work, clean_up, conclude, report, steps)`: confirms (if not yet), writes the audit
+  record `<what>.start`, runs the work guarded (`run_guarded`: SIGTERM, SIGINT and SIGHUP become
+  `Interrupted`; clean_up always runs afterwards with those signals shielded, and its result is the
+  report's "cleanup"), then conclude (the verdict) and the audit record `<what>` with the outcome,
+  which is written whatever happened.
+
+Inside the work, `steps.step(name)` times a named step (report["timings"][name + "_seconds"]), says
+what it does on the progress stream and calls the step hook first.
+
+The clock, the confirmer and the hook are injected: `Steps(clock=..., confirmer=...)`, and
+`STEP_HOOK` (a context variable) for a caller that embeds taly (a test that must act while a
+scratch instance is up, a runbook that reports progress). Production code never waits for a test.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import BadInput, Interrupted, TalyError, Unreachable
@@ -28,6 +39,7 @@ from ..errors import BadInput, Interrupted, TalyError, Unreachable
 Progress = Callable[[str], None]
 Clock = Callable[[], float]
 StepHook = Callable[[str], None]
+Confirmer = Callable[["Change"], bool]
 
 # Called with each step's name before the step starts. Default: none.
 STEP_HOOK: contextvars.ContextVar[StepHook | None] = contextvars.ContextVar("taly_step_hook", default=None)
@@ -36,6 +48,16 @@ STEP_HOOK: contextvars.ContextVar[StepHook | None] = contextvars.ContextVar("tal
 def quiet(line: str) -> None:
     """A progress stream that says nothing."""
     pass
+
+
+def refuse(change: Change) -> bool:
+    """The default confirmer: no approval was given, and nobody can be asked."""
+    return False
+
+
+def approve(change: Change) -> bool:
+    """The confirmer of an explicit approval (a `--yes`)."""
+    return True
 
 
 def now() -> dt.datetime:
@@ -74,12 +96,14 @@ def signals_raise() -> Iterator[dict[str, bool]]:
 
 @dataclass
 class Steps:
-    """One run's named steps: timings into `timings`, progress lines with the elapsed time, the hook, the clock."""
+    """One run's named steps: timings into `timings`, progress lines with the elapsed time; the hook, the clock
+    and the confirmer it was given."""
 
     progress: Progress = quiet
     timings: dict[str, float] = field(default_factory=dict)
     clock: Clock = time.monotonic
     hook: StepHook | None = None
+    confirmer: Confirmer = refuse
     flags: dict[str, bool] = field(default_factory=lambda: {"shielded": False, "fired": False})
     started: float = 0.0
 
@@ -164,4 +188,88 @@ def run_guarded(work: Callable[[Steps], None], clean_up: Callable[[Guarded], dic
         finally:
             flags["shielded"] = True
             report["cleanup"] = clean_up(outcome)
+    return outcome
+
+
+class NotApproved(BadInput):
+    """A change to a protected environment that its confirmer did not approve: nothing was changed (exit 2)."""
+
+
+@dataclass
+class Change:
+    """What an execution changes, for its confirmation and its audit records.
+
+    `what` names the records: `<what>.start` (with inputs, `before` and `after`: the state before, what
+    the run will create) before the work, `<what>` with the outcome after it. `changes_environment`:
+    the run changes the environment's own systems (a refresh's target database), not only what it
+    creates and removes itself (a drill's scratch instance); only such a change of a protected
+    environment asks the confirmer. `plan` says in words what the run will do (a dry run's "would").
+    """
+
+    what: str
+    label: str  # how progress lines name the run: "drill <id>"
+    environment: str
+    log_dir: Path
+    inputs: dict[str, Any]
+    plan: list[str]
+    changes_environment: bool
+    before: Any = None
+    after: Any = None
+    confirmed: bool = field(default=False, init=False)
+
+    @property
+    def protected(self) -> bool:
+        from ..environment import PROTECTED
+
+        return self.changes_environment and self.environment in PROTECTED
+
+
+@dataclass
+class Outcome:
+    """How an execution ended, for its `<what>` audit record: outcome (passed, failed, ok, interrupted...), details."""
+
+    outcome: str
+    before: Any = None
+    after: Any = None
+    detail: Any = None
+
+
+def confirm(change: Change, steps: Steps) -> None:
+    """The confirm stage: NotApproved (audited) unless the change is unprotected or its confirmer approves it."""
+    if change.confirmed:
+        return
+    if change.protected and not steps.confirmer(change):
+        from .. import audit
+
+        audit.record(change.log_dir, change.what, change.environment, inputs=change.inputs, outcome="not-approved",
+                     detail={"plan": change.plan})
+        raise NotApproved(f"{change.what} would change {change.environment}, a protected environment, and was not "
+                          "approved; nothing was changed",
+                          hint=f"{change.environment} changes only with an explicit approval")
+    change.confirmed = True
+
+
+def execute(change: Change, work: Callable[[Steps], None], clean_up: Callable[[Guarded], dict[str, Any]],
+            conclude: Callable[[Guarded], Outcome], report: dict[str, Any], steps: Steps) -> Guarded:
+    """Confirm, audit `<what>.start`, run_guarded(work, clean_up), conclude, audit `<what>` (always, once started).
+
+    conclude(outcome) reaches the verdict once the cleanup ran (with the caller's signal handlers back);
+    should it fail, the record says so. The outcome is returned for the caller to re-raise once it reported.
+    """
+    from .. import audit
+
+    confirm(change, steps)
+    audit.record(change.log_dir, f"{change.what}.start", change.environment, inputs=change.inputs,
+                 outcome="started", before=change.before, after=change.after)
+    ended = Outcome("failed")
+    try:
+        outcome = run_guarded(work, clean_up, report, change.label, steps)
+        ended = conclude(outcome)
+    except BaseException as exc:
+        ended.outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        ended.detail = {"error": describe_error(exc)}
+        raise
+    finally:
+        audit.record(change.log_dir, change.what, change.environment, inputs=change.inputs, outcome=ended.outcome,
+                     before=ended.before, after=ended.after, detail=ended.detail)
     return outcome

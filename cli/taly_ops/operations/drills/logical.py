@@ -16,9 +16,8 @@ from typing import Any
 
 from ...errors import BadInput
 from ..backup import now
-from ..steps import Clock, Steps, run_guarded
 from ...environment import Environment
-from ..steps import Progress, quiet
+from ..steps import Change, Clock, Progress, Steps, confirm, execute, quiet
 from .registry import check_scratch_dir, drills_dir, register_scratch, start_scratch
 from ..reports import DrillReport
 from .report import dry_run_report, finish, new_report
@@ -37,7 +36,6 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
     BadInput/Unreachable (exit 2/3) are raised before anything starts, or, when they happen during the
     drill, after the teardown and the report. Interrupted (SIGTERM/SIGINT) likewise, after the teardown.
     """
-    from ... import audit
     from ...local import supervisor
     from ...project import project_root
     from .. import backup as backup_ops
@@ -69,31 +67,33 @@ def restore(env: Environment, backup: str = "latest", *, keep: bool = False, por
                         restore_point=manifest["snapshot"]["at"], source=manifest["source"],
                         target={"name": drill_id, "host": host, "port": port, "kind": "scratch postgres"},
                         rpo_seconds=round(rpo_seconds, 1), source_last_write=last_write)
+    change = Change(
+        "drill.restore", f"drill {drill_id}", env.name, env.state_dir,
+        {"from": backup, "backup_id": backup_id, "keep": keep, "port": port, "spec": str(spec_path)},
+        [f"download backup {backup_id} ({len(manifest['files'])} files, {manifest['total_bytes']:,} bytes) and "
+         "check every file's sha256 against its manifest",
+         f"initdb and start a scratch PostgreSQL on {host}:{port}, registered in {env.state_dir / 'drills'}",
+         "pg_restore into it; verify the schema fingerprint, per-table rows and checksums, the spec's invariants "
+         f"and smoke queries ({spec_path})",
+         f"measure RPO (now {rpo_seconds:.0f}s, target {report['targets']['rpo_seconds']}s) and RTO (target "
+         f"{report['targets']['rto_seconds']}s); store the report in the bucket",
+         "keep the scratch instance (remove it with `taly drill reap`)" if keep else "remove the scratch instance"],
+        changes_environment=False,  # only its own scratch instance: a drill of prod reads prod
+        before={"registry": "registered"}, after={"drill_id": drill_id, "target": report["target"]})
     if dry_run:
-        return dry_run_report(report, [
-            f"download backup {backup_id} ({len(manifest['files'])} files, {manifest['total_bytes']:,} bytes) and "
-            "check every file's sha256 against its manifest",
-            f"initdb and start a scratch PostgreSQL on {host}:{port}, registered in {env.state_dir / 'drills'}",
-            "pg_restore into it; verify the schema fingerprint, per-table rows and checksums, the spec's invariants "
-            f"and smoke queries ({spec_path})",
-            f"measure RPO (now {rpo_seconds:.0f}s, target {report['targets']['rpo_seconds']}s) and RTO (target "
-            f"{report['targets']['rto_seconds']}s); store the report in the bucket",
-            "keep the scratch instance (remove it with `taly drill reap`)" if keep else "remove the scratch instance"],
-            steps)
-    inputs = {"from": backup, "backup_id": backup_id, "keep": keep, "port": port, "spec": str(spec_path)}
+        return dry_run_report(report, change.plan, steps)
+    confirm(change, steps)
     root = drills_dir(env) / drill_id
     register_scratch(env, drill_id, backup_id=backup_id, root=root, port=port, keep=keep)
-    audit.record(env.state_dir, "drill.restore.start", env.name, inputs=inputs, outcome="started",
-                 before={"registry": "registered"}, after={"drill_id": drill_id, "target": report["target"]})
     progress(f"drill {drill_id}: restoring backup {backup_id} (restore point {manifest['snapshot']['at']}, "
              f"RPO {rpo_seconds:.0f}s) into a scratch instance on {host}:{port}")
     target = ScratchTarget(drill_id, root, port)
-    outcome = run_guarded(
-        lambda steps: _run(env, manifest, spec, target, report, steps),
+    outcome = execute(
+        change, lambda steps: _run(env, manifest, spec, target, report, steps),
         lambda o: teardown(env, drill_id, keep and o.interrupted is None, progress, target.spawned),
-        report, f"drill {drill_id}", steps)
-    finish(env, report, steps=steps, inputs=inputs, interrupted=outcome.interrupted is not None,
-           before={"backup_id": backup_id, "restore_point": report["restore_point"]})
+        lambda o: finish(env, report, steps=steps, interrupted=o.interrupted is not None,
+                         before={"backup_id": backup_id, "restore_point": report["restore_point"]}),
+        report, steps)
     outcome.reraise()
     return DrillReport.model_validate(report)
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from ...errors import BadInput, Unreachable
 from ..backup import iso, now
-from ..steps import Clock, Guarded, Steps, run_guarded
+from ..steps import Change, Clock, Guarded, Outcome, Steps, confirm, execute
 from ...environment import Environment
 from ..steps import Progress, quiet
 from .rds_reap import WAIT_MINUTES, delete, mark_kept, owner_tag  # noqa: F401 - WAIT_MINUTES: the default wait
@@ -142,7 +142,6 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
     a contract without the drill's subnet group or security group) or Unreachable (exit 3). During the
     drill they are raised after the teardown and the report, and so is Interrupted (SIGTERM/SIGINT).
     """
-    from ... import audit
     from ...adapters import rds as rds_api
     from ...project import project_root
     from ..rds_backup import require_cloud
@@ -184,20 +183,22 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
         verification={"method": "schema of the source replica now, invariants and smoke queries, on the restored "
                                 "instance (an RDS restore has no manifest: no file or per-table checks)",
                       "files_passed": None, "error": None})
-    if dry_run:
-        what = f"snapshot {point['snapshot_id']}" if point["kind"] == "snapshot" else f"{db.primary_id} at {iso(point['at'])}"
-        return dry_run_report(report, [
-            f"restore {what} into the scratch RDS instance {target_id} (subnet group {db.subnet_group_name}, "
-            f"security group {db.drill_security_group_id}, private, single-AZ), tagged taly:drill=true",
-            f"wait up to {wait_minutes:g} minutes until it is available",
-            "verify over TLS: the schema against the source replica's, the spec's invariants and smoke queries",
-            f"measure RPO (now {rpo:.0f}s) and RTO; store the report in the bucket",
-            "keep the instance (remove it with `taly drill reap`)" if keep else "delete the instance"], steps)
-    inputs = {"from": source, "restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
-              "restore_point": iso(point["at"]), "keep": keep, "spec": str(spec_path), "target": target_id}
-    audit.record(env.state_dir, "drill.restore.start", env.name, inputs=inputs, outcome="started",
-                 before={"source": db.primary_id}, after={"drill_id": drill_id, "target": report["target"]})
     what = f"snapshot {point['snapshot_id']}" if point["kind"] == "snapshot" else f"{db.primary_id} at {iso(point['at'])}"
+    change = Change(
+        "drill.restore", f"drill {drill_id}", env.name, env.state_dir,
+        {"from": source, "restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
+         "restore_point": iso(point["at"]), "keep": keep, "spec": str(spec_path), "target": target_id},
+        [f"restore {what} into the scratch RDS instance {target_id} (subnet group {db.subnet_group_name}, "
+         f"security group {db.drill_security_group_id}, private, single-AZ), tagged taly:drill=true",
+         f"wait up to {wait_minutes:g} minutes until it is available",
+         "verify over TLS: the schema against the source replica's, the spec's invariants and smoke queries",
+         f"measure RPO (now {rpo:.0f}s) and RTO; store the report in the bucket",
+         "keep the instance (remove it with `taly drill reap`)" if keep else "delete the instance"],
+        changes_environment=False,  # only the scratch instance it creates (and deletes): the source is read
+        before={"source": db.primary_id}, after={"drill_id": drill_id, "target": report["target"]})
+    if dry_run:
+        return dry_run_report(report, change.plan, steps)
+    confirm(change, steps)
     progress(f"drill {drill_id}: restoring {what} (RPO {rpo:.0f}s) into the scratch RDS instance {target_id} "
              f"(subnet group {db.subnet_group_name}, security group {db.drill_security_group_id})")
     plan = RdsRestore(point, target_id, settings, credentials, spec, wait_minutes)
@@ -209,15 +210,16 @@ def restore(env: Environment, source: str, *, keep: bool = False, spec_path: Pat
         settle = TEARDOWN_SETTLE_SECONDS if plan.sent and not plan.refused else 0
         return teardown(env, rds, target_id, keep=kept, progress=progress, settle_seconds=settle)
 
-    outcome = run_guarded(lambda steps: _run(env, rds, plan, report, steps), clean_up, report, f"drill {drill_id}",
-                          steps)
-    if report["cleanup"].get("kept"):
-        report["cleanup"]["remove_with"] = (
-            f"taly drill reap --env {env.name}  (or: aws rds delete-db-instance --db-instance-identifier {target_id} "
-            f"--skip-final-snapshot --delete-automated-backups --region {env.contract.region})")
-    finish(env, report, steps=steps, inputs=inputs, interrupted=outcome.interrupted is not None,
-           before={"restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
-                   "restore_point": report["restore_point"]})
+    def conclude(o: Guarded) -> Outcome:
+        if report["cleanup"].get("kept"):
+            report["cleanup"]["remove_with"] = (
+                f"taly drill reap --env {env.name}  (or: aws rds delete-db-instance --db-instance-identifier "
+                f"{target_id} --skip-final-snapshot --delete-automated-backups --region {env.contract.region})")
+        return finish(env, report, steps=steps, interrupted=o.interrupted is not None,
+                      before={"restore_point_kind": point["kind"], "snapshot_id": point["snapshot_id"],
+                              "restore_point": report["restore_point"]})
+
+    outcome = execute(change, lambda steps: _run(env, rds, plan, report, steps), clean_up, conclude, report, steps)
     if outcome.interrupted is not None:
         outcome.interrupted.cleanup = report["cleanup"]  # for the command's last line: was the instance removed?
     outcome.reraise()

@@ -1,4 +1,4 @@
-"""A drill's report: one skeleton for the logical and the RDS path, and the verdict."""
+"""A drill's report: one skeleton for the logical and the RDS path, and the verdict (what its audit outcome says)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from ...errors import Unreachable
 from ..backup import DRILLS_PREFIX, iso, now
 from ..reports import DrillReport
-from ..steps import Steps
+from ..steps import Outcome, Steps
 from ...environment import Environment
 
 
@@ -45,11 +45,9 @@ def dry_run_report(report: dict[str, Any], would: list[str], steps: Steps) -> Dr
     return DrillReport.model_validate(report)
 
 
-def finish(env: Environment, report: dict[str, Any], *, steps: Steps, inputs: dict[str, Any], before: dict[str, Any],
-           interrupted: bool) -> None:
-    """The verdict (verification, RPO and RTO against their targets), then the report to the bucket and the audit log."""
-    from ... import audit
-
+def finish(env: Environment, report: dict[str, Any], *, steps: Steps, before: dict[str, Any],
+           interrupted: bool) -> Outcome:
+    """The verdict (verification, RPO and RTO against their targets), the report to the bucket; the audit outcome."""
     progress = steps.progress
     report["timings"]["total_seconds"] = round(steps.elapsed(), 2)
     report["finished_at"] = iso(now())
@@ -69,8 +67,8 @@ def finish(env: Environment, report: dict[str, Any], *, steps: Steps, inputs: di
     except (Unreachable, KeyError) as exc:
         report["report_key"] = None
         progress(f"warning: the drill report could not be stored in the bucket: {exc}")
-    audit.record(env.state_dir, "drill.restore", env.name, inputs=inputs,
-                 outcome="interrupted" if interrupted else report["status"], before=before,
-                 after={"drill_id": drill_id, "rpo_seconds": report["rpo_seconds"], "rto_seconds": report["rto_seconds"],
-                        "cleanup": report["cleanup"], "report": report.get("report_key")},
-                 detail={"error": report["error"]} if report["error"] else None)
+    return Outcome("interrupted" if interrupted else report["status"], before=before,
+                   after={"drill_id": drill_id, "rpo_seconds": report["rpo_seconds"],
+                          "rto_seconds": report["rto_seconds"], "cleanup": report["cleanup"],
+                          "report": report.get("report_key")},
+                   detail={"error": report["error"]} if report["error"] else None)
