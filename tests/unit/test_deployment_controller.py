@@ -239,6 +239,25 @@ def test_a_rolling_update_with_surge_1_unavailable_0_never_drops_below_two_avail
         assert ready_counts and min(ready_counts) >= 2
 
 
+def test_the_default_25_percent_strategy_trades_one_old_pod_for_each_new_one_within_one_unavailable(cluster):
+    c = cluster(never_ready=("web:2",))
+    c.create("web", replicas=4, image="web:1", strategy={})  # defaulted: RollingUpdate 25%/25% -> surge 1, 1
+    wait_for("the rollout", lambda: c.rolled_out())
+    strategy = c.deployment()["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+    c.set_image("web", "web:2")
+    # one surge pod, then one old pod down (4 -> 3 available, the minimum), then a second new one;
+    # with the new pods never ready nothing more moves
+    wait_for("old 3 / new 2", lambda: (old := c.rs_with_image("web:1")) and (new := c.rs_with_image("web:2"))
+             and old["spec"]["replicas"] == 3 and new["spec"]["replicas"] == 2 and len(c.pods(image="web:2")) == 2)
+    time.sleep(0.3)
+    assert (c.rs_with_image("web:1")["spec"]["replicas"], c.rs_with_image("web:2")["spec"]["replicas"]) == (3, 2)
+    status = c.deployment()["status"]
+    assert (status["replicas"], status["updatedReplicas"], status["availableReplicas"],
+            status["unavailableReplicas"]) == (5, 2, 3, 2)
+    assert c.condition("Available")["status"] == "True"  # 3 >= 4 - 1
+
+
 def test_an_image_that_never_becomes_ready_exceeds_the_progress_deadline_and_keeps_the_old_pods(cluster):
     c = cluster(never_ready=("web:bad",))
     c.create("web", replicas=2, image="web:1", progressDeadlineSeconds=60)
