@@ -328,6 +328,24 @@ def test_scaling_up_and_down_resizes_the_replica_set_deleting_unready_pods_first
     assert c.messages("ScalingReplicaSet")[-1] == f"Scaled down replica set {name} from 4 to 3"
 
 
+def test_scaling_in_the_middle_of_a_rollout_spreads_the_new_replicas_proportionally(cluster):
+    c = cluster(never_ready=("web:2",))
+    c.create("web", replicas=4, image="web:1")
+    wait_for("the rollout", lambda: c.rolled_out())
+    c.set_image("web", "web:2")
+    wait_for("old 4 / new 1", lambda: (new := c.rs_with_image("web:2")) and new["spec"]["replicas"] == 1)
+    old, new = c.rs_with_image("web:1")["metadata"]["name"], c.rs_with_image("web:2")["metadata"]["name"]
+    c.edit("web", lambda d: d["spec"].__setitem__("replicas", 8))
+    # 8 + surge 1 = 9 over sizes 4 and 1 annotated for 5: round(4 * 9 / 5) = 7 and round(1 * 9 / 5) = 2
+    wait_for("old 7 / new 2", lambda: (c.rs_with_image("web:1")["spec"]["replicas"],
+                                       c.rs_with_image("web:2")["spec"]["replicas"]) == (7, 2))
+    assert c.messages("ScalingReplicaSet")[-2:] == [f"Scaled up replica set {old} from 4 to 7",
+                                                    f"Scaled up replica set {new} from 1 to 2"]
+    for rs in c.replica_sets():
+        assert rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "8"
+        assert rs["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] == "9"
+
+
 def test_a_paused_deployment_does_not_roll_out_until_resumed(cluster):
     c = cluster()
     c.create("web", replicas=2, image="web:1")
