@@ -2,24 +2,21 @@
 citext columns are text and JSON to the refresh: the PII scan reads them, the rules may anonymise
 them, and the schema read from a backup classes them as the live catalog does.
 
-One throwaway PostgreSQL (local/scratch_postgres.py) in a world-searchable dir under /tmp: as root
-the server runs as `postgres`, which cannot enter pytest's tmp dirs. Stopped by its pid at the end.
+A database of the module's own on the session's second PostgreSQL (conftest.py `postgres_server`: the
+drills' scratch launcher), dropped after the module.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
 from taly_ops.datarefresh import anonymize, fakes, pii, rules as rules_mod, schema as schema_mod
-from taly_ops.local import postgres, scratch_postgres, supervisor
+from taly_ops.local import postgres
 
 pytestmark = pytest.mark.integration
 
@@ -48,26 +45,25 @@ EMAIL, NICK, PHONE = "Alice.Fairweather@gmail.com", "bob.quince@yahoo.co.uk", "+
 NOTE, CARD = "call 07911 123456 or write to dmitri@volkonsky.ru", "4111 1111 1111 1111"
 PAYLOAD = {"contact": {"email": "c_okafor@mail.example.org", "phone": "555-867-5309"}}
 PII_COLUMNS = {"email", "nick", "phone", "note", "card", "payload"}
+DB, ANON = "pii_domains", "pii_domains_anon"
 
 
 @pytest.fixture(scope="module")
-def server():
-    root = Path(tempfile.mkdtemp(prefix="taly-pii-domains-"))
-    os.chmod(root, 0o755)
-    s = scratch_postgres.prepare(root / "pg", supervisor.free_port())
+def server(postgres_server):
+    """A database of the module's own on the session's second PostgreSQL (conftest.py); dropped after it."""
+    with psycopg.connect(postgres_server.conninfo(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {DB}")
+    info = postgres_server.conninfo(DB)
     try:
-        scratch_postgres.initdb(s)
-        scratch_postgres.spawn(s)
-        scratch_postgres.wait_ready(s)
-        info = postgres.conninfo("127.0.0.1", s.port, s.password, dbname="postgres")
         with psycopg.connect(info, autocommit=True) as conn:
             conn.execute(DDL)
             conn.execute("INSERT INTO people VALUES (1, %s, %s, %s, %s, %s, %s, 7), (2, 'x@example.invalid', 'nobody', "
                          "'', 'nothing here', NULL, '{}', 1)", (EMAIL, NICK, PHONE, NOTE, CARD, Jsonb(PAYLOAD)))
-        yield {"conninfo": info, "root": root, "port": s.port, "password": s.password}
+        yield {"conninfo": info, "port": postgres_server.port, "password": postgres_server.password}
     finally:
-        scratch_postgres.stop(s.pid, s.start_time, s.pgid)
-        shutil.rmtree(root, ignore_errors=True)
+        with psycopg.connect(postgres_server.conninfo(), autocommit=True) as admin:
+            for db in (DB, ANON):
+                admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 def findings(conn) -> set[tuple[str, str]]:
@@ -96,17 +92,18 @@ def test_personal_data_in_domain_and_citext_columns_is_found_by_the_scan(server)
         assert all(f["row_keys"] == ["1"] for f in report["findings"])
 
 
-def test_the_backups_schema_classes_domains_like_the_live_one_and_rules_on_them_anonymise(server, tmp_path):
+def test_the_backups_schema_classes_domains_like_the_live_one_and_rules_on_them_anonymise(server, postgres_server,
+                                                                                         tmp_path):
     env = {**os.environ, "PGPASSWORD": server["password"]}
     conn_args = ["-h", "127.0.0.1", "-p", str(server["port"]), "-U", "taly"]
     dump = tmp_path / "dump"
-    subprocess.run([str(postgres.bin_dir() / "pg_dump"), *conn_args, "-d", "postgres", "-Fd", "-f", str(dump)],
+    subprocess.run([str(postgres.bin_dir() / "pg_dump"), *conn_args, "-d", DB, "-Fd", "-f", str(dump)],
                    check=True, capture_output=True, env=env)
     backup = schema_mod.from_dump_dir(dump)
     from_backup = backup.tables["public.people"].columns
     with psycopg.connect(server["conninfo"], autocommit=True) as conn:
         cols = schema_mod.from_connection(conn).tables["public.people"].columns
-        conn.execute("CREATE DATABASE anon")
+        conn.execute(f"CREATE DATABASE {ANON}")
     # pg_dump qualifies every type (public.email_address, public.citext); the classes and lengths agree.
     assert from_backup["email"].type == "public.email_address" and from_backup["nick"].type == "public.citext"
     assert {n: (c.kind, c.max_length) for n, c in from_backup.items()} == \
@@ -118,9 +115,9 @@ def test_the_backups_schema_classes_domains_like_the_live_one_and_rules_on_them_
         "email": "fake_email", "nick": "fake_email", "phone": "fake_phone", "note": "scrub_text", "card": None,
         "payload": {"strategy": "json_scrub"}}}}})
     rules_mod.check(rules, backup, "test rules", subset=False)
-    subprocess.run([str(postgres.bin_dir() / "pg_restore"), *conn_args, "-d", "anon", str(dump)],
+    subprocess.run([str(postgres.bin_dir() / "pg_restore"), *conn_args, "-d", ANON, str(dump)],
                    check=True, capture_output=True, env=env)
-    with psycopg.connect(server["conninfo"].replace("dbname=postgres", "dbname=anon"), autocommit=True) as conn:
+    with psycopg.connect(postgres_server.conninfo(ANON), autocommit=True) as conn:
         assert ("email", "email") in findings(conn)
         anonymize.apply(conn, schema_mod.from_connection(conn), rules, fakes.Key(b"k" * 32, "test"))
         assert findings(conn) == set()
