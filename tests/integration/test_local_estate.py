@@ -2,7 +2,7 @@
 
 What only looks runs against the session's shared estate (conftest.py `local_estate`). What kills
 components or takes the estate down has an estate of its own (`own`, small): the restart of stopped
-components, then `down`, last.
+components, then `down` (after a killed drill), last.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from taly_ops.app import app
 from taly_ops.errors import BadInput
 from taly_ops.local import estate, postgres, prometheus, rabbitmq, redis, sample_data, supervisor
 from taly_ops.local.state import STATE_FILE, Component, State, load
@@ -39,14 +37,9 @@ def own(estate_factory) -> State:
     return estate_factory("taly-local-test-", OWN_SIZE)
 
 
-def _pg(state: State, role: str = "primary", dbname: str = "taly") -> str:
-    e = state.endpoints["postgres"][role]
-    return postgres.conninfo(e["host"], e["port"], e["password"], dbname=dbname)
-
-
-def _status_json(state_dir: Path) -> tuple[int, dict, str]:
-    result = CliRunner().invoke(app, ["local", "status", "--state-dir", str(state_dir), "-o", "json"])
-    return result.exit_code, json.loads(result.stdout), result.stdout
+def _status_json(taly, state_dir: Path) -> tuple[int, dict, str]:
+    result = taly("local", "status", "--state-dir", state_dir, "-o", "json")
+    return result.exit_code, taly.json(result), result.stdout
 
 
 def test_every_component_runs_with_a_pid_and_port(local):
@@ -72,26 +65,28 @@ def test_state_file_is_private_and_holds_a_contract(local):
     assert data["endpoints"]["postgres"]["replica"]["password"]  # secrets live here, and only here
 
 
-def test_postgres_replica_streams_and_holds_the_sample_data(local):
-    rows = postgres._query(_pg(local), "SELECT application_name, state, client_addr::text FROM pg_stat_replication")
+def test_postgres_replica_streams_and_holds_the_sample_data(local, estate_db):
+    pg = estate_db.conninfo
+    rows = postgres._query(pg(local), "SELECT application_name, state, client_addr::text FROM pg_stat_replication")
     assert rows and rows[0][1] == "streaming", rows
-    assert postgres._query(_pg(local, "replica"), "SELECT pg_is_in_recovery()")[0][0] is True
+    assert postgres._query(pg(local, "replica"), "SELECT pg_is_in_recovery()")[0][0] is True
 
-    primary = sample_data.fingerprint(_pg(local))
+    primary = sample_data.fingerprint(pg(local))
     total = sum(count for count, _ in primary.values())
     assert total == local.size, primary
     assert all(count > 0 for count, _ in primary.values()), primary
-    assert sample_data.fingerprint(_pg(local, "replica")) == primary  # replicated, row for row
+    assert sample_data.fingerprint(pg(local, "replica")) == primary  # replicated, row for row
 
 
-def test_sample_data_is_deterministic(local):
+def test_sample_data_is_deterministic(local, estate_db):
     """A second build of the same size, in a second database, is identical row for row."""
-    postgres._query(_pg(local, dbname="postgres"), "CREATE DATABASE taly_rebuild")
+    pg = estate_db.conninfo
+    postgres._query(pg(local, dbname="postgres"), "CREATE DATABASE taly_rebuild")
     try:
-        sample_data.load(_pg(local, dbname="taly_rebuild"), local.size)
-        assert sample_data.fingerprint(_pg(local, dbname="taly_rebuild")) == sample_data.fingerprint(_pg(local))
+        sample_data.load(pg(local, dbname="taly_rebuild"), local.size)
+        assert sample_data.fingerprint(pg(local, dbname="taly_rebuild")) == sample_data.fingerprint(pg(local))
     finally:
-        postgres._query(_pg(local, dbname="postgres"), "DROP DATABASE taly_rebuild")
+        postgres._query(pg(local, dbname="postgres"), "DROP DATABASE taly_rebuild")
 
 
 def test_redis_replica_is_linked(local):
@@ -170,14 +165,14 @@ def test_prometheus_evaluates_the_estates_alert_rules(local):
     assert {"DeadLetterQueueNotEmpty", "DatabaseReplicationLag", "RabbitMQMemoryAlarm"} <= alerts
 
 
-def test_status_json_shape_through_the_cli(local):
-    code, data, raw = _status_json(local.state_dir)
+def test_status_json_shape_through_the_cli(local, taly):
+    code, data, raw = _status_json(taly, local.state_dir)
     assert code == 0
     assert {c["name"] for c in data["components"]} == COMPONENTS
     for c in data["components"]:
         assert {"name", "pid", "port", "status"} <= set(c)
         assert c["status"] == "running"
-    table = CliRunner().invoke(app, ["local", "status", "--state-dir", str(local.state_dir)])
+    table = taly("local", "status", "--state-dir", local.state_dir)
     assert table.exit_code == 0 and "postgres-replica" in table.stdout
     for secret in ("postgres", "redis", "rabbitmq"):
         password = {"postgres": local.endpoints["postgres"]["primary"]["password"],
@@ -193,7 +188,7 @@ def test_second_up_is_idempotent(local):
     assert {c.name: c.pid for c in again.state.components} == before
 
 
-def test_a_state_file_up_cannot_restart_from_is_refused_and_left_for_down(tmp_path):
+def test_a_state_file_up_cannot_restart_from_is_refused_and_left_for_down(tmp_path, taly):
     """A state file without recorded ports (an older taly, or an `up` that never finished) is not replaced:
     `up` refuses (exit 2) naming `taly local down`, and touches nothing; `down` then stops what is left."""
     gone = subprocess.Popen(["true"])
@@ -208,7 +203,7 @@ def test_a_state_file_up_cannot_restart_from_is_refused_and_left_for_down(tmp_pa
         (tmp_path / "redis" / "primary").mkdir(parents=True)
         (tmp_path / "logs").mkdir()
 
-        code, data, _ = _status_json(tmp_path)
+        code, data, _ = _status_json(taly, tmp_path)
         assert code == 1
         assert {c["name"]: c["status"] for c in data["components"]} == {"redis-primary": "stopped", "moto": "running"}
 
@@ -229,22 +224,23 @@ def test_a_state_file_up_cannot_restart_from_is_refused_and_left_for_down(tmp_pa
             survivor.wait()
 
 
-def test_up_restarts_what_stopped_on_the_same_ports_over_the_same_data(own):
+def test_up_restarts_what_stopped_on_the_same_ports_over_the_same_data(own, estate_db, taly):
     """Issue 10 item 4: with the Redis replica (and the PostgreSQL primary) killed, `up` used to call the state
     file stale, stop everything and start a new estate on new ports: every backup and drill history gone."""
     import signal
 
     from taly_ops.local import aws_emulator
 
+    pg = estate_db.conninfo
     before = {c.name: c for c in load(own.state_dir).components}
     bucket = own.contract["buckets"]["backups"]
     s3 = aws_emulator.client("s3", own.endpoints["aws"]["endpoint_url"])
     s3.put_object(Bucket=bucket, Key="backups/kept/manifest.json", Body=b"{}")
-    postgres._query(_pg(own), "CREATE TABLE kept_across_restart (n int); INSERT INTO kept_across_restart VALUES (42)")
-    fingerprint = sample_data.fingerprint(_pg(own))
+    postgres._query(pg(own), "CREATE TABLE kept_across_restart (n int); INSERT INTO kept_across_restart VALUES (42)")
+    fingerprint = sample_data.fingerprint(pg(own))
     # The estate commits asynchronously (synchronous_commit = off): wait until the write left the primary.
     deadline = time.monotonic() + 20
-    while postgres._query(_pg(own, "replica"), "SELECT count(*) FROM pg_class WHERE relname = 'kept_across_restart'") \
+    while postgres._query(pg(own, "replica"), "SELECT count(*) FROM pg_class WHERE relname = 'kept_across_restart'") \
             != [(1,)]:
         assert time.monotonic() < deadline, "the write never reached the replica"
         time.sleep(0.1)
@@ -255,10 +251,9 @@ def test_up_restarts_what_stopped_on_the_same_ports_over_the_same_data(own):
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
-    result = CliRunner().invoke(app, ["local", "up", "--state-dir", str(own.state_dir), "--size", str(OWN_SIZE),
-                                      "-o", "json"])
+    result = taly("local", "up", "--state-dir", own.state_dir, "--size", OWN_SIZE, "-o", "json")
     assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = taly.json(result)
     after = {c.name: c for c in load(own.state_dir).components}
     assert {n: c.port for n, c in after.items()} == {n: c.port for n, c in before.items()}  # the same ports
     assert s3.get_object(Bucket=bucket, Key="backups/kept/manifest.json")["Body"].read() == b"{}"
@@ -267,13 +262,13 @@ def test_up_restarts_what_stopped_on_the_same_ports_over_the_same_data(own):
     assert all(c.running for c in after.values())
     assert {n: c.pid for n, c in after.items() if n not in data["restarted"]} == \
         {n: c.pid for n, c in before.items() if n not in data["restarted"]}  # the rest untouched
-    assert postgres._query(_pg(own), "SELECT n FROM kept_across_restart") == [(42,)]  # the same data
-    assert sample_data.fingerprint(_pg(own)) == fingerprint
+    assert postgres._query(pg(own), "SELECT n FROM kept_across_restart") == [(42,)]  # the same data
+    assert sample_data.fingerprint(pg(own)) == fingerprint
     e = own.endpoints["redis"]
     assert redis.info(e["replica"]["port"], e["password"])["master_link_status"] == "up"
-    postgres._query(_pg(own), "INSERT INTO kept_across_restart VALUES (43)")
+    postgres._query(pg(own), "INSERT INTO kept_across_restart VALUES (43)")
     deadline = time.monotonic() + 20  # the replica streams again from the restarted primary
-    while postgres._query(_pg(own, "replica"), "SELECT count(*) FROM kept_across_restart") != [(2,)]:
+    while postgres._query(pg(own, "replica"), "SELECT count(*) FROM kept_across_restart") != [(2,)]:
         assert time.monotonic() < deadline, "the replica never caught up"
         time.sleep(0.2)
 
@@ -286,19 +281,49 @@ def _gone(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] in "ZX"  # a zombie waiting for init runs nothing
 
 
-def test_down_stops_every_recorded_process(own):
+def test_down_stops_every_recorded_process_and_what_a_killed_drill_left(own, taly, wait_for_scratch,
+                                                                       drill_processes):
+    """`taly local down` stops exactly what `up` started, by pid, and removes the state files. Issue 10 item 2:
+    a drill SIGKILLed mid-restore first leaves its scratch PostgreSQL, which down reaps; `taly drill reap`
+    then works on the registry alone, estate or no estate."""
     local = own
+    cli = taly.local(own)
+    made = cli("backup", "create", "-o", "json")
+    assert made.exit_code == 0, made.stderr
+    proc = subprocess.Popen(cli.held("restore", 60, "drill", "restore", "--env", "local", "--state-dir", own.state_dir),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        entry = wait_for_scratch(proc, lambda: cli.drill_registry(own.state_dir), timeout=30)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert supervisor.alive(entry["pid"], entry["start_time"])  # SIGKILL runs no teardown
+
     components = load(local.state_dir).components
     pids = {c.name: c.pid for c in components}
     ports = [c.port for c in components]
-    result = estate.down(local.state_dir)
-    assert {s["name"] for s in result.stopped} == COMPONENTS
+    down = taly("local", "down", "--state-dir", local.state_dir, "-o", "json")
+    assert down.exit_code == 0, down.stderr
+    assert {s["name"] for s in taly.json(down)["stopped"]} == COMPONENTS
+    assert f"reaped {entry['drill_id']}" in down.stderr
+    assert not supervisor.alive(entry["pid"], entry["start_time"])
+    assert drill_processes(entry["drill_id"]) == [] and not Path(entry["dir"]).exists()
     deadline = time.monotonic() + 5
     while not all(_gone(pid) for pid in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [name for name, pid in pids.items() if not _gone(pid)] == []
     assert [p for p in ports if supervisor.port_open(p)] == []
-    assert not local.state_dir.exists() or not any(local.state_dir.iterdir())
-    after = CliRunner().invoke(app, ["local", "status", "--state-dir", str(local.state_dir), "-o", "json"])
+    # Nothing `up` created is left: only what operations record (the audit log, the drill registry).
+    left = {str(p.relative_to(local.state_dir)) for p in local.state_dir.rglob("*")}
+    assert left == {"audit.log", "drills", "drills/registry.json", "drills/registry.json.lock"}, left
+    assert estate.status(local.state_dir)["components"] == []
+    after = taly("local", "status", "--state-dir", local.state_dir, "-o", "json")
     assert after.exit_code == 2 and after.stdout == ""  # no estate is configuration: exit 2, one line
     assert after.stderr.startswith(f"error: no local estate in {local.state_dir}: run `taly local up`")
+
+    reap = cli("drill", "reap", "-o", "json")
+    assert reap.exit_code == 0, reap.stderr  # no estate: the registry is all reap needs
+    assert cli.json(reap)["reaped"] == []
