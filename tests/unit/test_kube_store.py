@@ -321,3 +321,15 @@ def test_listeners_hear_every_change_outside_the_lock(store: Store) -> None:
 def test_unknown_resources_are_not_found(store: Store) -> None:
     err = error(store.list, "widgets")
     assert (err.code, err.reason) == (404, "NotFound")
+
+
+def test_the_api_server_modules_load_no_client_library() -> None:
+    """The cluster process stays small: none of the project's heavy dependencies come with the API server."""
+    import subprocess
+    import sys
+
+    code = ("import sys, taly_ops.local.cluster.server, taly_ops.local.cluster.store; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'kubernetes', 'urllib3', 'pydantic', 'typer', 'rich', 'boto3', 'cryptography'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

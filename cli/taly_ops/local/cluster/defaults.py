@@ -9,6 +9,7 @@ timings; a Service's type, protocols, targetPorts and a cluster IP. The controll
 
 from __future__ import annotations
 
+import base64
 import itertools
 from typing import Any
 
@@ -46,6 +47,11 @@ def apply(resource: Resource, obj: Obj) -> None:
         _service(spec)
     elif plural == "secrets":
         obj.setdefault("type", "Opaque")
+        plain = obj.pop("stringData", None)
+        if isinstance(plain, dict):  # write-only: merged into data, base64-encoded
+            data = obj.setdefault("data", {})
+            for key, value in plain.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
     elif plural == "namespaces":
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     elif plural == "networkpolicies" and isinstance(spec, dict):

@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from typing import Any, Callable
 
-from . import apierrors, defaults, resources, validation
+from . import apierrors, defaults, resources, schema, validation
 from .resources import Resource
 from .selectors import parse_field_selector, parse_label_selector
 from .watches import Watch, clone
@@ -103,11 +103,11 @@ class Store:
 
     # ---- writes ----
 
-    def create(self, plural: str, obj: Obj) -> Obj:
+    def create(self, plural: str, obj: Obj, dry_run: bool = False) -> Obj:
         resource = self.resource(plural)
-        validation.shape(obj)
-        new = {**clone(obj), "apiVersion": resource.api_version, "kind": resource.kind}
-        new = {"apiVersion": resource.api_version, "kind": resource.kind, **new}
+        decoded, _ = schema.decode(resource, obj)
+        new = {"apiVersion": resource.api_version, "kind": resource.kind, **decoded}
+        new.update(apiVersion=resource.api_version, kind=resource.kind)
         meta = new.setdefault("metadata", {})
         if not resource.namespaced:
             meta.pop("namespace", None)
@@ -128,13 +128,14 @@ class Store:
             else:
                 meta.pop("generation", None)
             defaults.prepare_create(resource, new)
-            stored = self._write(resource, "ADDED", new, None)
+            new, _ = schema.decode(resource, new)  # the reset status gets its zero-valued required fields
+            stored = self._write(resource, "ADDED", new, None, dry_run=dry_run)
         self._notify()
         return clone(stored)
 
-    def update(self, plural: str, obj: Obj, subresource: str | None = None) -> Obj:
+    def update(self, plural: str, obj: Obj, subresource: str | None = None, dry_run: bool = False) -> Obj:
         resource = self.resource(plural)
-        validation.shape(obj)
+        obj, _ = schema.decode(resource, obj)
         meta = obj.get("metadata") or {}
         with self._lock:
             old = self._stored(resource, meta.get("namespace"), meta.get("name") or "")
@@ -144,18 +145,18 @@ class Store:
             given = meta.get("resourceVersion")
             if given and given != old["metadata"]["resourceVersion"]:
                 raise apierrors.conflict(plural, resource.group, old["metadata"]["name"], apierrors.STALE)
-            stored = self._replace(resource, old, clone(obj), subresource)
+            stored = self._replace(resource, old, obj, subresource, dry_run)
         self._notify()
         return clone(stored)
 
     def mutate(self, plural: str, namespace: str | None, name: str, fn: Callable[[Obj], None],
-               subresource: str | None = None) -> Obj:
+               subresource: str | None = None, dry_run: bool = False) -> Obj:
         resource = self.resource(plural)
         with self._lock:
             old = self._stored(resource, namespace, name)
             new = clone(old)
             fn(new)
-            stored = self._replace(resource, old, new, subresource)
+            stored = self._replace(resource, old, new, subresource, dry_run)
         self._notify()
         return clone(stored)
 
@@ -228,9 +229,11 @@ class Store:
                 elif key in table:
                     self._delete(resource, table[key], None, "Background")
 
-    def _replace(self, resource: Resource, old: Obj, new: Obj, subresource: str | None) -> Obj:
+    def _replace(self, resource: Resource, old: Obj, new: Obj, subresource: str | None,
+                 dry_run: bool = False) -> Obj:
         if subresource not in (None, "status"):
             raise apierrors.route_not_found()
+        new, _ = schema.decode(resource, new)
         new.setdefault("metadata", {})
         if subresource == "status":
             status = new.get("status")
@@ -273,6 +276,8 @@ class Store:
         if new == old:
             return old  # a no-op write: no new resourceVersion, no event (as upstream)
         meta = new["metadata"]
+        if dry_run:
+            return new
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not (
                 resource.plural == "pods" and meta.get("deletionGracePeriodSeconds")):
             return self._remove(resource, new, "Background")
@@ -286,8 +291,12 @@ class Store:
             return old["metadata"].get("annotations") != new["metadata"].get("annotations")
         return False
 
-    def _write(self, resource: Resource, kind: str, new: Obj, old: Obj | None, store: bool = True) -> Obj:
+    def _write(self, resource: Resource, kind: str, new: Obj, old: Obj | None, store: bool = True,
+               dry_run: bool = False) -> Obj:
         """Give `new` the next resourceVersion, store it, record it for watches; under the lock."""
+        if dry_run:  # everything checked, nothing kept: a dry-run create has no resourceVersion
+            new["metadata"].pop("resourceVersion", None)
+            return new
         self._rv += 1
         new["metadata"]["resourceVersion"] = str(self._rv)
         if store:

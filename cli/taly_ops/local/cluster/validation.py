@@ -32,33 +32,8 @@ _DNS_LABEL_NAMES = {"namespaces", "services"}
 _WORKLOADS = {"deployments", "replicasets"}
 
 
-def shape(obj: Any) -> None:
-    """400 for a body whose parts have the wrong JSON type (upstream's decoder refuses it)."""
-    if not isinstance(obj, dict):
-        raise apierrors.bad_request("the body of the request was not a JSON object")
-    for part in ("metadata", "spec", "status"):
-        if part in obj and obj[part] is not None and not isinstance(obj[part], dict):
-            raise apierrors.bad_request(f"json: cannot unmarshal {type(obj[part]).__name__} into Go struct field "
-                                        f".{part} of type object")
-    meta = obj.get("metadata") or {}
-    for part in ("labels", "annotations"):
-        value = meta.get(part)
-        if value is not None and (not isinstance(value, dict)
-                                  or not all(isinstance(v, str) for v in value.values())):
-            raise apierrors.bad_request(f"json: cannot unmarshal into Go struct field ObjectMeta.metadata.{part} "
-                                        "of type map[string]string")
-    for part in ("finalizers", "ownerReferences"):
-        if meta.get(part) is not None and not isinstance(meta[part], list):
-            raise apierrors.bad_request(f"json: cannot unmarshal into Go struct field ObjectMeta.metadata.{part}")
-    for part in ("name", "namespace", "generateName", "resourceVersion", "uid"):
-        if meta.get(part) is not None and not isinstance(meta[part], str):
-            raise apierrors.bad_request(f"json: cannot unmarshal into Go struct field ObjectMeta.metadata.{part} "
-                                        "of type string")
-
-
 def validate(resource: Resource, obj: Obj, old: Obj | None = None) -> None:
     """ApiError 400/422 when `obj` (the whole object about to be stored) is not acceptable."""
-    shape(obj)
     meta = obj.setdefault("metadata", {})
     name = meta.get("name") or ""
     causes: list[tuple[str, str, str]] = []

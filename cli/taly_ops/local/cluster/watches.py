@@ -37,6 +37,8 @@ class Watch:
         self._cond = threading.Condition()
         self.closed = False
         self.resource_version = str(since)  # every change up to here has been queued (bookmarks)
+        self.start_resource_version = str(since)
+        self.initial = 0  # how many of the first events are the current objects (ADDED), not changes
 
     def _selected(self, obj: Obj | None) -> bool:
         if obj is None:
@@ -67,6 +69,12 @@ class Watch:
     def _initial(self, items: list[Obj]) -> None:
         for obj in items:
             self._queue.append(("ADDED", obj))
+        self.initial = len(items)
+
+    def quiet_version(self) -> str | None:
+        """The resourceVersion every queued event has been taken up to, when nothing waits (bookmarks)."""
+        with self._cond:
+            return None if self._queue else self.resource_version
 
     def next_event(self, timeout: float | None = None) -> tuple[str, Obj] | None:
         """The next (type, obj), or None after `timeout` seconds (or once closed)."""
