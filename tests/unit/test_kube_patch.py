@@ -76,6 +76,13 @@ def test_strategic_replace_directives() -> None:
     assert "template" not in patch.strategic(original, delete, DEPLOYMENT)["spec"]
 
 
+def test_strategic_replaces_a_map_whose_strategy_is_replace() -> None:
+    pdb = {"spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"a": "1", "b": "2"}}}}
+    change = {"spec": {"selector": {"matchLabels": {"c": "3"}}}}
+    merged = patch.strategic(pdb, change, for_kind("policy/v1", "PodDisruptionBudget"))
+    assert merged["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"c": "3"}}}
+
+
 def test_strategic_keeps_server_only_elements_where_they_were() -> None:
     # upstream's mergeSortedSlice: a server-only element goes before a listed one that followed it
     original = deployment([{"name": "a", "image": "a"}, {"name": "injected", "image": "i"}, {"name": "b", "image": "b"}])

@@ -107,6 +107,8 @@ def _map(original: Any, patch: dict, schema: Schema) -> dict | None:
         sub = field(schema, key)
         if value is None:
             original.pop(key, None)
+        elif isinstance(value, dict) and "replace" in sub.get("x-kubernetes-patch-strategy", "").split(","):
+            original[key] = _clean(value, sub)  # a map whose strategy is replace (a PDB's selector)
         elif isinstance(value, dict) and not (sub.get("type") in ("string", "integer") or "oneOf" in sub):
             merged = _map(original.get(key), value, sub)
             if merged is None:

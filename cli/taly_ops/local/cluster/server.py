@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import yaml
+from taly_platform.safe_yaml import YamlError, loads
 
 from . import apierrors, discovery, resources, tables, watchstream
 from .api import Api, Target
-from .patch import ACCEPTED as PATCH_TYPES
 from .apierrors import ApiError
+from .patch import ACCEPTED as PATCH_TYPES
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None, duplicates
         if content_type == "application/yaml":
             try:
-                return yaml.safe_load(raw), duplicates
-            except yaml.YAMLError as exc:
-                raise apierrors.bad_request(f"{what}: yaml: {str(exc).splitlines()[0]}") from None
+                return loads(raw.decode("utf-8", errors="replace"), "body"), duplicates
+            except YamlError as exc:
+                raise apierrors.bad_request(f"{what}: yaml: {exc}") from None
         if content_type == "application/vnd.kubernetes.protobuf":
             raise apierrors.unsupported_media_type(content_type, ["application/json", "application/yaml"])
 
