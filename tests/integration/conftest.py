@@ -230,3 +230,20 @@ def kube():
 def kube_unstarted():
     """An emulator whose port is bound but that never answers (for unreachable-API tests)."""
     return kube_emulator.KubeEmulator()
+
+
+@pytest.fixture
+def rollout_cluster(tmp_path):
+    """`rollout_cluster(never_ready=())`: an in-process cluster (store, API server, controllers, stub
+    kubelet) with a kubeconfig, `kubectl(...)`, the official `client()` and a movable clock; stopped after."""
+    import rollout_cluster as rc
+
+    started = []
+
+    def make(never_ready: tuple[str, ...] = ()) -> rc.RolloutCluster:
+        cluster = rc.RolloutCluster(tmp_path, never_ready=never_ready).start()
+        started.append(cluster)
+        return cluster
+    yield make
+    for cluster in started:
+        cluster.stop()
