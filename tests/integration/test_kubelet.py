@@ -364,3 +364,25 @@ def test_a_dead_redis_makes_ready_fail_and_shows_in_the_metrics(cluster, redis_s
 
     start()
     wait_for(lambda: cluster.condition("notification-1", "Ready") == "True", "Ready again with Redis back")
+
+
+def test_without_a_recorder_the_kubelet_writes_its_events_to_the_store_counting_repeats(tmp_path):
+    store = Store()
+    store.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    registry = ImageRegistry(tmp_path / "images.json")
+    kubelet = Kubelet(store, registry, tmp_path, backoff_base=1.0).start()
+    try:
+        config(store, "search", {})
+        store.create("pods", pod("search-1", "search", registry.push("search", "5.0", behaviour="never-ready")))
+
+        def events() -> dict[tuple[str, str], dict]:
+            items, _ = store.list("events", NS)
+            return {(e["reason"], e["message"]): e for e in items if e["involvedObject"]["name"] == "search-1"}
+
+        failed = ("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503")
+        unhealthy = wait_for(lambda: (e := events().get(failed)) and e["count"] >= 2 and e, "a repeated Unhealthy event")
+        assert unhealthy["type"] == "Warning" and unhealthy["source"]["component"] == "kubelet"
+        assert unhealthy["involvedObject"]["kind"] == "Pod"
+        assert {"Pulled", "Created", "Started"} <= {reason for reason, _ in events()}
+    finally:
+        kubelet.stop(grace=2)

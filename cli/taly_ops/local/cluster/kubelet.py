@@ -43,7 +43,12 @@ class Kubelet:
                  clock: Callable[[], float] = time.time, backoff_base: float = 10.0,
                  launcher: Launcher = spawn_standin, recorder: Recorder | None = None,
                  ips: IPAllocator | None = None) -> None:
-        self.store, self.dir, self.clock, self.recorder = store, Path(directory), clock, recorder
+        self.store, self.dir, self.clock = store, Path(directory), clock
+        if recorder is None:   # as the kubelet does: its events on the pods, for `kubectl describe` and `get events`
+            from .controllers.events import EventRecorder
+
+            recorder = EventRecorder(store, "kubelet", clock).event
+        self.recorder = recorder
         self.ips = ips or IPAllocator()
         self._lock = threading.RLock()
         self._pods: dict[Key, PodRun] = {}
@@ -249,7 +254,7 @@ class Kubelet:
                 events.append(("Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {message}"))
             if changed:
                 self.life.probed(*found, kind, state, events)
-        if events and self.recorder is not None:
+        if events:
             pod = self.lookup("pods", *key)
             if pod is not None:
                 self._emit(pod, events)
@@ -276,8 +281,6 @@ class Kubelet:
                 raise
 
     def _emit(self, pod: Obj, events: Events) -> None:
-        if self.recorder is None:
-            return
         for etype, reason, message in events:
             try:
                 self.recorder(pod, etype, reason, message)
