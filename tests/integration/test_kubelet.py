@@ -386,3 +386,15 @@ def test_without_a_recorder_the_kubelet_writes_its_events_to_the_store_counting_
         assert {"Pulled", "Created", "Started"} <= {reason for reason, _ in events()}
     finally:
         kubelet.stop(grace=2)
+
+
+def test_a_pod_with_init_containers_is_refused_clearly_not_run_half(cluster):
+    config(cluster.store, "auth", {})
+    spec = pod("auth-init", "auth", cluster.registry.push("auth", "1.0"))
+    spec["spec"]["initContainers"] = [{"name": "migrate", "image": spec["spec"]["containers"][0]["image"]}]
+    cluster.store.create("pods", spec)
+    c = wait_for(lambda: (s := cluster.container("auth-init")).get("state", {}).get("waiting", {}).get("reason")
+                 == "CreateContainerConfigError" and s, "the refusal")
+    assert c["state"]["waiting"]["message"] == "init containers are not modelled by the local kubelet"
+    assert cluster.pod("auth-init")["status"]["phase"] == "Pending" and cluster.pid("auth-init") is None
+    assert cluster.condition("auth-init", "Initialized") == "False"

@@ -96,3 +96,27 @@ def test_conditions_keep_their_transition_time_until_their_status_changes():
 ])
 def test_qos_class(resources, qos):
     assert qos_class({"spec": {"containers": [{"name": "c", "resources": resources}]}}) == qos
+
+
+def test_readiness_gates_hold_ready_until_their_condition_is_true_and_others_conditions_are_kept():
+    gated = {**POD, "spec": {**POD["spec"], "readinessGates": [{"conditionType": "example.com/lb-ready"}]}}
+    s = pod_status(gated, [running()], "ip", "h", T0, T0)
+    ready = {c["type"]: c for c in s["conditions"]}["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "ReadinessGatesNotReady")
+    assert ready["message"] == 'corresponding condition of pod readiness gate "example.com/lb-ready" does not exist.'
+    assert {c["type"]: c["status"] for c in s["conditions"]}["ContainersReady"] == "True"
+
+    gate = {"type": "example.com/lb-ready", "status": "True", "lastTransitionTime": rfc3339(T0 + 3)}
+    s = pod_status({**gated, "status": {**s, "conditions": s["conditions"] + [gate]}}, [running()], "ip", "h", T0, T0 + 5)
+    conds = {c["type"]: c for c in s["conditions"]}
+    assert conds["Ready"]["status"] == "True" and conds["example.com/lb-ready"] == gate
+
+
+def test_a_pod_with_init_containers_is_not_initialized():
+    pod = {**POD, "spec": {**POD["spec"], "initContainers": [{"name": "migrate", "image": "x"}]}}
+    s = pod_status(pod, [Container("auth", "img", waiting=("CreateContainerConfigError", "init containers ..."))],
+                   "ip", "h", T0, T0)
+    init = {c["type"]: c for c in s["conditions"]}["Initialized"]
+    assert (init["status"], init["reason"], init["message"]) == (
+        "False", "ContainersNotInitialized", "containers with incomplete status: [migrate]")
+    assert s["phase"] == "Pending"

@@ -92,6 +92,12 @@ class Lifecycle:
         """Leave the container running, keep it stopped, wait out its back-off, or start it."""
         if c.proc is not None or c.view.terminated is not None:
             return
+        if pod["spec"].get("initContainers"):   # refused, not silently skipped
+            refused = ("CreateContainerConfigError", "init containers are not modelled by the local kubelet")
+            if c.view.waiting != refused:
+                events.append(("Warning", "Failed", f"Error: {refused[1]}"))
+            c.view.waiting = refused
+            return
         name, bkey = c.view.name, (run.uid, c.view.name)
         if c.finished_at is not None:
             left = self.restarts.in_backoff(bkey, c.finished_at)

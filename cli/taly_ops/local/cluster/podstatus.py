@@ -106,7 +106,7 @@ def conditions(previous: list[Obj], wanted: dict[str, tuple[str, str, str]], now
         if message:
             c["message"] = message
         out.append(c)
-    return out
+    return out + [c for c in previous or [] if c.get("type") not in CONDITION_ORDER]   # others' (readiness gates)
 
 
 def qos_class(pod: Obj) -> str:
@@ -126,22 +126,36 @@ def qos_class(pod: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
+def _readiness_gates(spec: Obj, previous: list[Obj]) -> tuple[str, str, str] | None:
+    """Ready's (False, reason, message) while a readiness gate's condition is not True, as generate.go words it."""
+    have = {c.get("type"): c.get("status") for c in previous}
+    for gate in spec.get("readinessGates") or []:
+        ctype = gate.get("conditionType")
+        if ctype not in have:
+            return "False", "ReadinessGatesNotReady", f'corresponding condition of pod readiness gate "{ctype}" does not exist.'
+        if have[ctype] != "True":
+            return "False", "ReadinessGatesNotReady", \
+                f'the status of pod readiness gate "{ctype}" is not "True", but {have[ctype]}'
+    return None
+
+
 def pod_status(pod: Obj, containers: list[Container], pod_ip: str, host_ip: str, start_time: float,
                now: float) -> Obj:
     """The whole status subresource of a pod the kubelet runs."""
+    spec = pod.get("spec") or {}
     previous = (pod.get("status") or {}).get("conditions") or []
     statuses = [c.status() for c in containers]
     unready = [s["name"] for s in statuses if not s["ready"]]
+    ok = ("True", "", "")
     not_ready = ("False", "ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]")
-    since = rfc3339(start_time)
-    wanted = {"PodScheduled": ("True", "", ""), "Initialized": ("True", "", ""),
-              "PodReadyToStartContainers": ("True", "", ""),
-              "ContainersReady": not_ready if unready else ("True", "", ""),
-              "Ready": not_ready if unready else ("True", "", "")}
-    conds = conditions(previous, wanted, now)
-    restart_policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
+    init = [c.get("name", "") for c in spec.get("initContainers") or []]   # never run: see lifecycle.step
+    wanted = {"PodScheduled": ok, "PodReadyToStartContainers": ok,
+              "Initialized": ("False", "ContainersNotInitialized", f"containers with incomplete status: [{' '.join(init)}]")
+              if init else ok,
+              "ContainersReady": not_ready if unready else ok,
+              "Ready": not_ready if unready else (_readiness_gates(spec, previous) or ok)}
     return {
-        "phase": phase(statuses, restart_policy), "conditions": conds,
+        "phase": phase(statuses, spec.get("restartPolicy") or "Always"), "conditions": conditions(previous, wanted, now),
         "hostIP": host_ip, "hostIPs": [{"ip": host_ip}], "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
-        "startTime": since, "containerStatuses": statuses, "qosClass": qos_class(pod),
+        "startTime": rfc3339(start_time), "containerStatuses": statuses, "qosClass": qos_class(pod),
     }
