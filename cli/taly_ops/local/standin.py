@@ -103,11 +103,7 @@ def _exchange(host: str, port: int, payload: bytes, want: int) -> bytes:
 
 
 def _resp(*words: str) -> bytes:
-    out = [f"*{len(words)}\r\n".encode()]
-    for w in words:
-        b = w.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
+    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w.encode()), w.encode()) for w in words)
 
 
 def http(url: str, method: str, path: str, auth: tuple[str, str], body: object = None) -> tuple[int, bytes]:
