@@ -77,13 +77,15 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
         time.sleep(0.05)
 
 
-def make_cluster(root: Path, launcher=spawn_standin) -> Cluster:
+def make_cluster(root: Path, launcher=spawn_standin, backoff_base: float = 1.0, events_in_store: bool = False) -> Cluster:
+    """events_in_store: the kubelet's own recorder (Event objects); else `Cluster.events`, a list."""
     store = Store()
     store.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     registry = ImageRegistry(root / "images.json")
     cluster = Cluster(store, registry, None, root)  # type: ignore[arg-type]
-    cluster.kubelet = Kubelet(store, registry, root, backoff_base=1.0, launcher=launcher,
-                              recorder=lambda pod, t, r, m: cluster.events.append((pod["metadata"]["name"], t, r, m)))
+    cluster.kubelet = Kubelet(store, registry, root, backoff_base=backoff_base, launcher=launcher,
+                              recorder=None if events_in_store else
+                              lambda pod, t, r, m: cluster.events.append((pod["metadata"]["name"], t, r, m)))
     cluster.kubelet.start()
     return cluster
 
@@ -367,10 +369,8 @@ def test_a_dead_redis_makes_ready_fail_and_shows_in_the_metrics(cluster, redis_s
 
 
 def test_without_a_recorder_the_kubelet_writes_its_events_to_the_store_counting_repeats(tmp_path):
-    store = Store()
-    store.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    registry = ImageRegistry(tmp_path / "images.json")
-    kubelet = Kubelet(store, registry, tmp_path, backoff_base=1.0).start()
+    cluster = make_cluster(tmp_path, events_in_store=True)
+    store, registry = cluster.store, cluster.registry
     try:
         config(store, "search", {})
         store.create("pods", pod("search-1", "search", registry.push("search", "5.0", behaviour="never-ready")))
@@ -385,7 +385,7 @@ def test_without_a_recorder_the_kubelet_writes_its_events_to_the_store_counting_
         assert unhealthy["involvedObject"]["kind"] == "Pod"
         assert {"Pulled", "Created", "Started"} <= {reason for reason, _ in events()}
     finally:
-        kubelet.stop(grace=2)
+        cluster.kubelet.stop(grace=2)
 
 
 def test_a_pod_with_init_containers_is_refused_clearly_not_run_half(cluster):
@@ -398,3 +398,75 @@ def test_a_pod_with_init_containers_is_refused_clearly_not_run_half(cluster):
     assert c["state"]["waiting"]["message"] == "init containers are not modelled by the local kubelet"
     assert cluster.pod("auth-init")["status"]["phase"] == "Pending" and cluster.pid("auth-init") is None
     assert cluster.condition("auth-init", "Initialized") == "False"
+
+
+# --- through kubectl ---------------------------------------------------------------------------------------------------
+
+KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(cluster, kubectl): a cluster behind the real API server (HTTPS, a token); back-off from 30 s, so a
+    crash loop stays in CrashLoopBackOff while kubectl looks."""
+    import yaml
+
+    from taly_ops.local import tls
+    from taly_ops.local.cluster.server import ApiServer
+
+    cluster = make_cluster(tmp_path, backoff_base=30.0, events_in_store=True)
+    tls.write_server_certificate(tmp_path, lambda path: None)
+    server = ApiServer(cluster.store, "kubelet-test-token", tls=(tmp_path / "server.crt", tmp_path / "server.key"),
+                       logs=lambda ns, name, c: p if (p := log_path(cluster.directory, ns, name, c)).exists() else None)
+    server.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "taly-local",
+        "clusters": [{"name": "local", "cluster": {"server": server.url,
+                                                   "certificate-authority": str(tmp_path / "server.crt")}}],
+        "users": [{"name": "local", "user": {"token": "kubelet-test-token"}}],
+        "contexts": [{"name": "taly-local", "context": {"cluster": "local", "user": "local", "namespace": NS}}]}))
+
+    def kubectl(*args: str) -> str:
+        result = subprocess.run([str(KUBECTL), *args], capture_output=True, text=True, timeout=90,
+                                env={"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+    yield cluster, kubectl
+    server.stop()
+    cluster.kubelet.stop(grace=2)
+
+
+def test_kubectl_shows_what_the_kubelet_writes(served):
+    cluster, kubectl = served
+    config(cluster.store, "auth", {})
+    cluster.store.create("pods", pod("auth-ok", "auth", cluster.registry.push("auth", "1.0")))
+    cluster.store.create("pods", pod("auth-crash", "auth", cluster.registry.push("auth", "1.1", behaviour="crash")))
+    cluster.store.create("pods", pod("auth-pull", "auth", "registry.taly.local/taly/auth:9.9"))
+
+    kubectl("wait", "--for=condition=Ready", "pod/auth-ok", "--timeout=60s")
+    wait_for(lambda: cluster.container("auth-crash").get("state", {}).get("waiting", {}).get("reason")
+             == "CrashLoopBackOff", "CrashLoopBackOff")
+    wait_for(lambda: cluster.container("auth-pull").get("state", {}).get("waiting", {}).get("reason")
+             == "ImagePullBackOff", "ImagePullBackOff")
+
+    pods = {p["metadata"]["name"]: p for p in json.loads(kubectl("get", "pods", "-o", "json"))["items"]}
+    ok = pods["auth-ok"]["status"]
+    assert ok["phase"] == "Running" and ok["podIP"].startswith("127.0.") and ok["containerStatuses"][0]["ready"]
+    assert pods["auth-crash"]["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 1
+    assert pods["auth-pull"]["status"]["phase"] == "Pending"
+
+    table = {line.split()[0]: line.split() for line in kubectl("get", "pods", "--no-headers").splitlines()}
+    assert table["auth-ok"][1:3] == ["1/1", "Running"]
+    assert table["auth-crash"][1:3] == ["0/1", "CrashLoopBackOff"] and table["auth-crash"][3] != "0"
+    assert table["auth-pull"][1:3] == ["0/1", "ImagePullBackOff"]
+    wide = kubectl("get", "pod", "auth-ok", "-o", "wide", "--no-headers").split()
+    assert wide[5] == ok["podIP"]
+
+    assert "auth 1.0 (healthy) listening on" in kubectl("logs", "auth-ok")
+    described = kubectl("describe", "pod", "auth-crash")
+    assert "Back-off restarting failed container auth" in described and "Last State:     Terminated" in described
+
+    kubectl("delete", "pod", "auth-ok")          # waits, as kubectl does, until the pod is gone
+    assert cluster.pod("auth-ok") is None and (NS, "auth-ok") not in cluster.kubelet.pods()
