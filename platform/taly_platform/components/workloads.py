@@ -17,12 +17,12 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from ..catalog import CATALOG
+from .. import releases
 from ..config import ServicesConfig
-from ..safe_yaml import load_file
 from ..values import mebibytes, millicores
 from .base import child
 
-CHART = Path(__file__).resolve().parents[3] / "charts" / "taly-service"
+CHART = releases.CHART
 IMAGE_PATH = "spec.template.spec.containers[0].image"
 GROUPS = {"platform": "taly:platform", "oncall": "taly:oncall", "ci": "taly:ci"}
 
@@ -72,21 +72,10 @@ def quota(services: ServicesConfig) -> dict[str, str]:
 
 
 def release_values(args: WorkloadsArgs, service: str) -> dict[str, Any]:
-    """The chart values of one service: its services/<name>.yaml plus this environment's layer."""
-    values = load_file(args.chart_dir / "services" / f"{service}.yaml")
-    s = args.services
-    values |= {
-        "environment": args.environment,
-        "region": args.region,
-        "image": {"repository": f"{s.image_registry}/{service}", "tag": s.initial_image_tag},
-        "serviceAccount": {"roleArn": args.role_arns[service]},
-        "sizing": s.sizing_for(service).model_dump(by_alias=True),
-        "logLevel": s.log_level,
-    }
-    values.setdefault("networkPolicy", {})["dataCidrs"] = args.data_cidrs
-    if values.get("ingress", {}).get("enabled"):
-        values["ingress"] |= {"host": s.ingress_host, "certificateArn": s.certificate_arn, "wafAclArn": args.web_acl_arn}
-    return values
+    """The chart values of one service (releases.py: the values path the local cluster shares)."""
+    return releases.release_values(service, environment=args.environment, region=args.region, services=args.services,
+                                   role_arn=args.role_arns[service], web_acl_arn=args.web_acl_arn,
+                                   data_cidrs=args.data_cidrs, chart_dir=args.chart_dir)
 
 
 def _images_belong_to_promotions(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
@@ -137,7 +126,7 @@ class Workloads(pulumi.ComponentResource):
         self.charts = {}
         for svc in CATALOG:
             self.charts[svc.name] = k8s.helm.v3.Chart(
-                f"{n}-{svc.name}",
+                releases.release_name(n, svc.name),
                 k8s.helm.v3.LocalChartOpts(
                     path=str(args.chart_dir), namespace=ns, values=release_values(args, svc.name),
                     kube_version=args.kube_version, transformations=[_images_belong_to_promotions],
