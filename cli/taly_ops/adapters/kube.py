@@ -1,4 +1,5 @@
-"""Kubernetes through the official client: kubeconfig contexts, and the reads the health checks make.
+"""Kubernetes through the official client: kubeconfig contexts, the reads the health checks make, and
+create-or-patch of rendered objects (what `taly local up` applies to the local cluster).
 
 The kubeconfig is $KUBECONFIG (else ~/.kube/config); each environment names its context in the
 contract (`cluster.kube_context`, created by `aws eks update-kubeconfig --name <cluster> --alias
@@ -68,6 +69,79 @@ class Kube:
         from kubernetes import client
 
         return client.CoreV1Api(self.api_client()).list_namespaced_pod(namespace, _request_timeout=_timeout(timeout)).items
+
+    def apply(self, obj: dict[str, Any], timeout: float) -> str:
+        """Create the object, or patch it (strategic merge) when it exists: "created" or "patched".
+
+        ApiFailed when the server refuses it; ValueError for a kind this adapter does not know.
+        """
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        kind, meta = obj.get("kind"), obj.get("metadata") or {}
+        if kind not in KINDS or obj.get("apiVersion") != KINDS[kind][0]:
+            raise ValueError(f"cannot apply {obj.get('apiVersion')} {kind}: known kinds are "
+                             + ", ".join(f"{v[0]} {k}" for k, v in KINDS.items()))
+        _, api_class, noun = KINDS[kind]
+        api = getattr(client, api_class)(self.api_client())
+        name, ns = meta["name"], meta.get("namespace") or "default"
+        what = f"{kind} {ns}/{name}"
+        try:
+            getattr(api, f"create_namespaced_{noun}")(ns, obj, _request_timeout=_timeout(timeout))
+            return "created"
+        except ApiException as exc:
+            if exc.status != 409:
+                raise ApiFailed(f"create {what}: {api_error(exc)}") from None
+        try:
+            getattr(api, f"patch_namespaced_{noun}")(name, ns, obj, _request_timeout=_timeout(timeout))
+        except ApiException as exc:
+            raise ApiFailed(f"patch {what}: {api_error(exc)}") from None
+        return "patched"
+
+    def scale(self, namespace: str, deployment: str, replicas: int, timeout: float) -> None:
+        """Set a Deployment's replicas through its scale subresource (as `kubectl scale` and the HPA do)."""
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        try:
+            client.AppsV1Api(self.api_client()).patch_namespaced_deployment_scale(
+                deployment, namespace, {"spec": {"replicas": replicas}}, _request_timeout=_timeout(timeout))
+        except ApiException as exc:
+            raise ApiFailed(f"scale deployment {namespace}/{deployment}: {api_error(exc)}") from None
+
+
+# kind -> (apiVersion, the client's API class, the noun of its create_namespaced_*/patch_namespaced_* methods)
+KINDS = {
+    "Deployment": ("apps/v1", "AppsV1Api", "deployment"),
+    "Service": ("v1", "CoreV1Api", "service"),
+    "ConfigMap": ("v1", "CoreV1Api", "config_map"),
+    "Secret": ("v1", "CoreV1Api", "secret"),
+    "ServiceAccount": ("v1", "CoreV1Api", "service_account"),
+    "ResourceQuota": ("v1", "CoreV1Api", "resource_quota"),
+    "LimitRange": ("v1", "CoreV1Api", "limit_range"),
+    "HorizontalPodAutoscaler": ("autoscaling/v2", "AutoscalingV2Api", "horizontal_pod_autoscaler"),
+    "PodDisruptionBudget": ("policy/v1", "PolicyV1Api", "pod_disruption_budget"),
+    "NetworkPolicy": ("networking.k8s.io/v1", "NetworkingV1Api", "network_policy"),
+    "Ingress": ("networking.k8s.io/v1", "NetworkingV1Api", "ingress"),
+    "Role": ("rbac.authorization.k8s.io/v1", "RbacAuthorizationV1Api", "role"),
+    "RoleBinding": ("rbac.authorization.k8s.io/v1", "RbacAuthorizationV1Api", "role_binding"),
+}
+
+
+class ApiFailed(Exception):
+    """The API server refused a write: one line, with its Status message."""
+
+
+def api_error(exc: BaseException) -> str:
+    """An ApiException as "HTTP 422 Invalid: <the Status message>"."""
+    import json
+
+    text = error_text(exc)
+    try:
+        message = json.loads(getattr(exc, "body", "") or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"{text}: {message}" if message else text
 
 
 def error_text(exc: BaseException) -> str:
