@@ -83,4 +83,4 @@ def test_secrets_hold_each_services_credentials_only():
         data = {k: base64.b64decode(v).decode() for k, v in found[f"{svc.name}-secrets"]["data"].items()}
         assert (data.get("DATABASE_PASSWORD") == "pg-secret") == svc.database
         assert (data.get("REDIS_PASSWORD") == "redis-secret") == svc.cache
-        assert (data.get("RABBITMQ_PASSWORD") == "mq-secret") == svc.broker
+        assert (data.get("AMQP_PASSWORD") == "mq-secret") == svc.broker

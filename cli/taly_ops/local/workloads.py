@@ -12,8 +12,8 @@ object applied that the chart does not render.
 
 Settings the stand-ins read (ConfigMap, only for the dependencies the service uses):
   DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_READER_HOSTS; REDIS_HOST, REDIS_PORT;
-  AMQP_ENDPOINT, RABBITMQ_MANAGEMENT_URL, TALY_QUEUE (the service's work queue, `taly.<name>`).
-and from the Secret: DATABASE_USER, DATABASE_PASSWORD; REDIS_PASSWORD; RABBITMQ_USER, RABBITMQ_PASSWORD.
+  AMQP_ENDPOINT, AMQP_MANAGEMENT_URL, TALY_QUEUE (the service's work queue, `taly.<name>`).
+and from the Secret: DATABASE_USER, DATABASE_PASSWORD; REDIS_PASSWORD; AMQP_USERNAME, AMQP_PASSWORD.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def config(svc: Service, endpoints: dict[str, Any]) -> dict[str, str]:
         out |= {"REDIS_HOST": redis["primary"]["host"], "REDIS_PORT": str(redis["primary"]["port"])}
     if svc.broker:
         out |= {"AMQP_ENDPOINT": f"amqp://{mq['host']}:{mq['amqp_port']}",
-                "RABBITMQ_MANAGEMENT_URL": mq["management_url"], "TALY_QUEUE": f"taly.{svc.name}"}
+                "AMQP_MANAGEMENT_URL": mq["management_url"], "TALY_QUEUE": f"taly.{svc.name}"}
     return out
 
 
@@ -119,7 +119,7 @@ def secrets(endpoints: dict[str, Any]) -> list[dict[str, Any]]:
         if svc.cache:
             data["REDIS_PASSWORD"] = redis["password"]
         if svc.broker:
-            data |= {"RABBITMQ_USER": mq["user"], "RABBITMQ_PASSWORD": mq["password"]}
+            data |= {"AMQP_USERNAME": mq["user"], "AMQP_PASSWORD": mq["password"]}
         out.append({
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": f"{svc.name}-secrets", "namespace": NAMESPACE,
