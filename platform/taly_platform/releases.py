@@ -22,6 +22,12 @@ def release_name(prefix: str, service: str) -> str:
     return f"{prefix}-{service}"
 
 
+def namespace_labels(environment: str) -> dict[str, str]:
+    """The services' namespace's labels: Pod Security `restricted`, enforced and audited."""
+    return {"app.kubernetes.io/part-of": "taly", "taly/environment": environment,
+            "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/audit": "restricted"}
+
+
 def release_values(service: str, *, environment: str, region: str, services: ServicesConfig, role_arn: Any,
                    web_acl_arn: Any, data_cidrs: list[str], chart_dir: Path = CHART) -> dict[str, Any]:
     """The chart values of one service: its services/<name>.yaml plus this environment's layer.

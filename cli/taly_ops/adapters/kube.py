@@ -84,16 +84,23 @@ class Kube:
                              + ", ".join(f"{v[0]} {k}" for k, v in KINDS.items()))
         _, api_class, noun = KINDS[kind]
         api = getattr(client, api_class)(self.api_client())
-        name, ns = meta["name"], meta.get("namespace") or "default"
-        what = f"{kind} {ns}/{name}"
+        name = meta["name"]
+        if kind in CLUSTER_SCOPED:
+            where, create, patch = (), getattr(api, f"create_{noun}"), getattr(api, f"patch_{noun}")
+            what = f"{kind} {name}"
+        else:
+            ns = meta.get("namespace") or "default"
+            where, create, patch = (ns,), getattr(api, f"create_namespaced_{noun}"), getattr(api, f"patch_namespaced_{noun}")
+            what = f"{kind} {ns}/{name}"
+        # The answers are not turned into models: nothing reads them, and it costs the time of the request.
         try:
-            getattr(api, f"create_namespaced_{noun}")(ns, obj, _request_timeout=_timeout(timeout))
+            _drain(create(*where, obj, _request_timeout=_timeout(timeout), _preload_content=False))
             return "created"
         except ApiException as exc:
             if exc.status != 409:
                 raise ApiFailed(f"create {what}: {api_error(exc)}") from None
         try:
-            getattr(api, f"patch_namespaced_{noun}")(name, ns, obj, _request_timeout=_timeout(timeout))
+            _drain(patch(name, *where, obj, _request_timeout=_timeout(timeout), _preload_content=False))
         except ApiException as exc:
             raise ApiFailed(f"patch {what}: {api_error(exc)}") from None
         return "patched"
@@ -104,14 +111,16 @@ class Kube:
         from kubernetes.client.rest import ApiException
 
         try:
-            client.AppsV1Api(self.api_client()).patch_namespaced_deployment_scale(
-                deployment, namespace, {"spec": {"replicas": replicas}}, _request_timeout=_timeout(timeout))
+            _drain(client.AppsV1Api(self.api_client()).patch_namespaced_deployment_scale(
+                deployment, namespace, {"spec": {"replicas": replicas}}, _request_timeout=_timeout(timeout),
+                _preload_content=False))
         except ApiException as exc:
             raise ApiFailed(f"scale deployment {namespace}/{deployment}: {api_error(exc)}") from None
 
 
 # kind -> (apiVersion, the client's API class, the noun of its create_namespaced_*/patch_namespaced_* methods)
 KINDS = {
+    "Namespace": ("v1", "CoreV1Api", "namespace"),
     "Deployment": ("apps/v1", "AppsV1Api", "deployment"),
     "Service": ("v1", "CoreV1Api", "service"),
     "ConfigMap": ("v1", "CoreV1Api", "config_map"),
@@ -126,6 +135,15 @@ KINDS = {
     "Role": ("rbac.authorization.k8s.io/v1", "RbacAuthorizationV1Api", "role"),
     "RoleBinding": ("rbac.authorization.k8s.io/v1", "RbacAuthorizationV1Api", "role_binding"),
 }
+
+
+CLUSTER_SCOPED = frozenset({"Namespace"})
+
+
+def _drain(response: Any) -> None:
+    """Read an unparsed answer to its end, so that its connection can serve the next request."""
+    response.read()
+    response.release_conn()
 
 
 class ApiFailed(Exception):

@@ -12,8 +12,9 @@ from ..render import Output, console, emit
 from ._typer import LOCAL_STATE_DIR_HELP, TalyTyper, progress
 
 app = TalyTyper(
-    help="A local copy of the estate's data plane on 127.0.0.1: PostgreSQL primary + replica, Redis primary + "
-         "replica, RabbitMQ, an AWS emulator (moto) and Prometheus. No Docker.",
+    help="A local copy of the estate on 127.0.0.1: PostgreSQL primary + replica, Redis primary + replica, "
+         "RabbitMQ, an AWS emulator (moto), Prometheus, and a local Kubernetes cluster running the CMS services. "
+         "No Docker.",
     no_args_is_help=True,
 )
 
@@ -103,6 +104,8 @@ def _where(c: dict[str, Any]) -> str:
         bits.append(str(c.get("endpoint_url")))
     elif name == "prometheus":
         bits.append(str(c.get("url")))
+    elif name == "kube":
+        bits.append(f"{c.get('url')}  context {c.get('context')}, kubeconfig {c.get('kubeconfig')}")
     return "  ".join(bits)
 
 
@@ -126,6 +129,10 @@ def _table(data: dict[str, Any]) -> None:
         table.add_row(c["name"], str(c["pid"]), str(c["port"] or ""), f"[{colour}]{c['status']}[/{colour}]", _where(c))
     out.print(table)
     out.print(f"state file: {data['state_file']} (passwords are there, mode 600)", highlight=False)
+    kube = next((c for c in data["components"] if c["name"] == "kube"), None)
+    if kube:
+        out.print(f"cluster: export KUBECONFIG={kube.get('kubeconfig')}; kubectl --context {kube.get('context')} "
+                  "get deploy,pods", highlight=False)
 
 
 def _down_table(data: dict[str, Any]) -> None:

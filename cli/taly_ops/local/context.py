@@ -24,6 +24,7 @@ DR_REGION = "eu-central-1"
 PORT_NAMES = (
     "postgres-primary", "postgres-replica", "redis-primary", "redis-replica", "amqp", "rabbitmq-dist", "epmd",
     "rabbitmq-management", "rabbitmq-prometheus", "moto", "prometheus", "postgres-exporter", "redis-exporter",
+    "kube-apiserver", "kube-state-metrics",
 )
 
 

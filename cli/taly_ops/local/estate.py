@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import BadInput, Unreachable
-from . import aws_emulator, postgres, prometheus, rabbitmq, redis, supervisor
+from . import aws_emulator, kube, postgres, prometheus, rabbitmq, redis, supervisor
 from .context import DATABASE, HOST, REGION, USER, Context, choose_ports, make_passwords
 from .sample_data import DEFAULT_SIZE, validate_size
 from .state import LOGS, Component, Lock, State, load, remove_runtime, remove_state_dir_if_empty
@@ -36,6 +36,7 @@ LAUNCHERS: tuple[tuple[str, Callable[[Context], None]], ...] = (
     ("redis", redis.start),
     ("moto", aws_emulator.start),
     ("monitoring", prometheus.start),
+    ("kube", kube.start),  # deploys the chart, then waits for its pods: ready once RabbitMQ and the rest are
 )
 # Which launcher's restart() brings each recorded process back.
 RESTARTERS: tuple[tuple[str, Callable[[Context, set[str]], None], tuple[str, ...]], ...] = (
@@ -44,14 +45,15 @@ RESTARTERS: tuple[tuple[str, Callable[[Context, set[str]], None], tuple[str, ...
     ("redis", redis.restart, ("redis-primary", "redis-replica")),
     ("moto", aws_emulator.restart, ("moto",)),
     ("monitoring", prometheus.restart, ("postgres-exporter", "redis-exporter", "prometheus")),
+    ("kube", kube.restart, ("kube",)),
 )
 # Stopped in parallel chains; within a chain, in order (replicas before primaries, the node before its epmd).
 STOP_CHAINS: tuple[tuple[str, ...], ...] = (
-    ("prometheus",), ("postgres-exporter",), ("redis-exporter",), ("moto",),
+    ("kube",), ("prometheus",), ("postgres-exporter",), ("redis-exporter",), ("moto",),
     ("redis-replica", "redis-primary"), ("postgres-replica", "postgres-primary"), ("rabbitmq", "epmd"),
 )
 ORDER = ("postgres-primary", "postgres-replica", "redis-primary", "redis-replica", "epmd", "rabbitmq", "moto",
-         "postgres-exporter", "redis-exporter", "prometheus")
+         "postgres-exporter", "redis-exporter", "prometheus", "kube")
 SECRET_KEYS = frozenset({"password", "secret_access_key"})
 
 
@@ -136,6 +138,8 @@ def endpoints(ports: dict[str, int], passwords: dict[str, str]) -> dict[str, Any
         "prometheus": {"url": prometheus.url(ports["prometheus"]),
                        "exporters": {"postgres": prometheus.url(ports["postgres-exporter"]),
                                      "redis": prometheus.url(ports["redis-exporter"])}},
+        "kubernetes": {"url": kube.api_url(ports), "context": kube.CONTEXT, "namespace": kube.NAMESPACE,
+                       "state_metrics_url": f"http://{HOST}:{ports['kube-state-metrics']}/metrics"},
     }
 
 
@@ -241,6 +245,7 @@ def up(state_dir: Path, size: int = DEFAULT_SIZE, progress: Progress = _noop) ->
                       started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       endpoints=endpoints(ports, passwords), ports=ports)
         state.save()
+        kube.prepare(state_dir, ports)  # the cluster's token: Prometheus, starting alongside, reads it
         ctx = Context(state_dir=state_dir, state=state, ports=ports, passwords=passwords, size=size,
                       progress=progress, t0=t0)
         _start_all(ctx)

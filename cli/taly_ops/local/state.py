@@ -24,7 +24,7 @@ STATE_FILE = "state.json"
 LOCK_FILE = ".lock"
 LOGS = "logs"
 # Everything `up` creates in the state directory; `down` removes these and nothing else.
-RUNTIME_ENTRIES = ("postgres", "redis", "rabbitmq", "moto", "prometheus", LOGS, STATE_FILE)
+RUNTIME_ENTRIES = ("postgres", "redis", "rabbitmq", "moto", "prometheus", "cluster", "kubeconfig", LOGS, STATE_FILE)
 ENV_VAR = "TALY_LOCAL_STATE"
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from taly_platform.catalog import CATALOG, Service
 from taly_platform.config import ServiceSizing, ServicesConfig
-from taly_platform.releases import CHART, release_name, release_values
+from taly_platform.releases import CHART, namespace_labels, release_name, release_values
 
 from ..adapters import helm
 from .context import REGION
@@ -106,6 +106,11 @@ def render(endpoints: dict[str, Any], images: dict[str, str], kube_version: str 
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return [obj for objects in pool.map(one, CATALOG) for obj in objects]
+
+
+def namespace() -> dict[str, Any]:
+    """The services' namespace, labelled as the Pulumi program labels it (the API refuses objects in a missing one)."""
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": namespace_labels("local")}}
 
 
 def secrets(endpoints: dict[str, Any]) -> list[dict[str, Any]]:

@@ -101,9 +101,7 @@ class Workloads(pulumi.ComponentResource):
 
         namespace = k8s.core.v1.Namespace(
             f"{n}-namespace",
-            metadata={"name": ns, "labels": {
-                "app.kubernetes.io/part-of": "taly", "taly/environment": args.environment,
-                "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/audit": "restricted"}},
+            metadata={"name": ns, "labels": releases.namespace_labels(args.environment)},
             opts=k(),
         )
         in_ns = lambda: k(depends_on=[namespace])  # noqa: E731
