@@ -106,7 +106,7 @@ def test_a_cloud_environment_resolves_to_typed_endpoints_without_contacting_anyt
     (project / "contracts").mkdir()
     (project / "contracts" / "dev.json").write_text(json.dumps(contract()))
     env = environment.resolve("dev")
-    assert env.name == "dev" and not env.is_local and env.has_cluster and env.region == "eu-west-1"
+    assert env.name == "dev" and not env.is_local and env.region == "eu-west-1"
     assert env.origin == project / "contracts" / "dev.json"
     assert env.state_dir == project / ".taly" / "dev" and not env.state_dir.exists()
     pg = env.postgres()

@@ -141,7 +141,7 @@ def test_verdictless_components():
 
 def test_report_json_shape():
     rep = Report("local", [r("postgres", "ok"), r("slo", "unknown"), r("slo", "ok", "up")], duration_ms=12,
-                 components=["postgres", "slo"], skipped=["kubernetes (no cluster)"])
+                 components=["postgres", "slo"])
     data = rep.to_json()
     assert data["environment"] == "local" and data["status"] == "unknown" and data["exit_code"] == 0
     assert data["summary"] == {"ok": 2, "warn": 0, "unknown": 1, "fail": 0}
@@ -350,7 +350,7 @@ def test_the_health_table_never_breaks_a_column_header_inside_a_word(width, caps
               CheckResult("rabbitmq", "consumers", "warn", "0 of 5 work queues consumed", ">= 1 consumer per work queue",
                           "GET /api/queues", 3)]
     render_table(Report(environment="local", checks=checks, duration_ms=40, strict=False,
-                        components=["postgres", "rabbitmq"], skipped=[]))
+                        components=["postgres", "rabbitmq"]))
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if "component" in line)
     cells = [cell.strip() for cell in header.strip("┃ ").split("┃")]

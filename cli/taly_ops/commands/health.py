@@ -56,8 +56,7 @@ def health(
     limits = ops.load_thresholds(thresholds, root, timeout)
 
     def run():
-        return ops.check(env, components, limits, root=root, state_dir=state_dir, strict=strict,
-                         explicit_components=bool(component))
+        return ops.check(env, components, limits, root=root, state_dir=state_dir, strict=strict)
 
     if watch is None:
         report = run()
@@ -133,5 +132,3 @@ def render_table(report) -> None:
         cells[2].stylize(STATUS_STYLE[row[2]])
         table.add_row(*cells)
     out.print(table)
-    for note in data.get("skipped") or []:
-        out.print(f"skipped: {note}", style="dim", highlight=False)

@@ -43,6 +43,7 @@ class LocalEstate:
     rabbitmq_queues: tuple[str, ...]
     aws: AwsTarget
     prometheus_url: str
+    kubeconfig: Path  # the local cluster's (`<state>/kubeconfig`), with the context the contract names
 
     @classmethod
     def from_endpoints(cls, e: dict, path: Path) -> "LocalEstate":
@@ -52,7 +53,7 @@ class LocalEstate:
                        rabbitmq=Login(mq["user"], mq["password"]), rabbitmq_management_url=mq["management_url"],
                        rabbitmq_queues=tuple(mq.get("queues") or ()),
                        aws=AwsTarget(aws["region"], aws["endpoint_url"], aws["access_key_id"], aws["secret_access_key"]),
-                       prometheus_url=e["prometheus"]["url"])
+                       prometheus_url=e["prometheus"]["url"], kubeconfig=path.parent / "kubeconfig")
         except (KeyError, TypeError) as exc:
             raise BadInput(f"the local estate's state file {path} lacks {exc}",
                            hint="restart it: `taly local down && taly local up`") from None

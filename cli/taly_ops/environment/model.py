@@ -41,11 +41,6 @@ class Environment:
         return self.local is not None
 
     @property
-    def has_cluster(self) -> bool:
-        """A Kubernetes cluster to look at: every cloud environment; the local estate has none."""
-        return not self.is_local
-
-    @property
     def region(self) -> str:
         return self.local.aws.region if self.local else self.contract.region
 
@@ -97,10 +92,16 @@ class Environment:
         return self.once("store", lambda: Store(bucket=self.contract.buckets.backups, aws=self.aws))
 
     def kube(self) -> "Kube":
-        """The cluster's kubeconfig context (the contract's); KubeconfigProblem on first use when there is none."""
+        """The cluster's kubeconfig context (the contract's); KubeconfigProblem on first use when there is none.
+
+        The local estate's is in its own kubeconfig (`<state>/kubeconfig`), not $KUBECONFIG's.
+        """
         from ..adapters.kube import Kube
 
         cluster = self.contract.cluster
+        if self.local:
+            hint = "the local estate writes it; restart it with `taly local down && taly local up`"
+            return self.once("kube", lambda: Kube(cluster.kube_context, hint, kubeconfig=self.local.kubeconfig))
         hint = f"create it with `aws eks update-kubeconfig --name {cluster.name} --alias {cluster.kube_context}`"
         return self.once("kube", lambda: Kube(cluster.kube_context, hint))
 

@@ -1,10 +1,10 @@
-"""Kubernetes, where the environment has a cluster (not the local estate), through the official client:
+"""Kubernetes, through the official client (the local estate's cluster too, through its own kubeconfig):
 the API server answers, every Deployment in the namespace is rolled out, no pod is in CrashLoopBackOff
 or ImagePullBackOff, and containers have not restarted too often in the last hour.
 
-The kubeconfig is $KUBECONFIG (else ~/.kube/config); the context is the contract's `cluster.kube_context`
-(`aws eks update-kubeconfig --name <cluster> --alias <context>` creates it) and the namespace its
-`cluster.namespace`. Kubernetes keeps no restart history: "restarts in the last hour" counts the
+The kubeconfig is $KUBECONFIG (else ~/.kube/config), the local estate's `<state>/kubeconfig`; the context
+is the contract's `cluster.kube_context` (`aws eks update-kubeconfig --name <cluster> --alias <context>`
+creates it; `taly local up` writes `taly-local`) and the namespace its `cluster.namespace`. Kubernetes keeps no restart history: "restarts in the last hour" counts the
 restarts of containers whose last termination was within the hour.
 """
 
@@ -24,8 +24,6 @@ BACKOFF = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull")
 
 
 def probes(target: Environment, th: Thresholds) -> list[Probe]:
-    if not target.has_cluster:
-        return []
     t = th.timeouts.kubernetes
     ns = target.contract.cluster.namespace
     return [

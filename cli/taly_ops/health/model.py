@@ -77,7 +77,6 @@ class Report:
     duration_ms: int = 0
     strict: bool = False
     components: list[str] = field(default_factory=list)   # the components that were checked
-    skipped: list[str] = field(default_factory=list)      # requested but not applicable, with why
 
     @property
     def status(self) -> Status:
@@ -93,7 +92,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {"environment": self.environment, "status": self.status, "exit_code": self.exit_code,
                 "summary": self.summary(), "duration_ms": self.duration_ms, "components": self.components,
-                "skipped": self.skipped, "checks": [r.to_json() for r in self.checks]}
+                "checks": [r.to_json() for r in self.checks]}
 
 
 ProbeFn = Callable[[], "CheckResult | Sequence[CheckResult]"]

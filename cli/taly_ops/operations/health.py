@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ..environment import CLOUD, Environment, resolve
+from ..environment import Environment, resolve
 from ..errors import BadInput
 from ..health import MODULES
 from ..health.model import COMPONENTS, CheckResult, Probe, Report, probe_started
@@ -60,10 +60,6 @@ def build_probes(target: Environment, thresholds: Thresholds, components: Sequen
                 importlib.import_module(name)
         probes += found
     return probes
-
-
-def skipped(target: Environment, components: Sequence[str]) -> list[str]:
-    return ["kubernetes (the local estate has no cluster)"] if "kubernetes" in components and not target.has_cluster else []
 
 
 def _work(probe: Probe, future: Future) -> None:
@@ -131,20 +127,14 @@ def scrub(results: Sequence[CheckResult], secrets: Iterable[str]) -> list[CheckR
 # --- the operation ----------------------------------------------------------------------------------
 
 def check(env: str, components: Sequence[str], thresholds: Thresholds, *, root: Path | None = None,
-          state_dir: Path | None = None, strict: bool = False, parallel: bool = True,
-          explicit_components: bool = False) -> Report:
+          state_dir: Path | None = None, strict: bool = False, parallel: bool = True) -> Report:
     """One health run over an environment. Raises BadInput for an environment that cannot be resolved."""
     t0 = time.perf_counter()
     target = resolve(env, state_dir, root=root)
-    if explicit_components and not target.has_cluster and list(components) == ["kubernetes"]:
-        raise BadInput("the local estate has no Kubernetes cluster; the kubernetes checks apply to "
-                       f"{', '.join(CLOUD)}")
     probes = build_probes(target, thresholds, components)
     results = scrub(run_probes(probes, parallel=parallel), target.revealed())
-    gone = skipped(target, components)
-    ran = [c for c in components if not any(s.split()[0] == c for s in gone)]
     return Report(environment=env, checks=results, duration_ms=int((time.perf_counter() - t0) * 1000),
-                  strict=strict, components=ran, skipped=gone)
+                  strict=strict, components=list(components))
 
 
 def watch(run: Callable[[], Report], every: float, show: Callable[[Report], None],
