@@ -1,6 +1,6 @@
 """What the integration tests share. Use these fixtures; a test imports no helper module (the classes behind
 them are in harness.py; beside the tests are only data and scripts: `pii_rows.py` rows of personal data,
-`hooked_taly.py` the CLI held at a step, run through `taly.held`, and `kube_emulator.py` behind `kube`).
+`hooked_taly.py` the CLI held at a step, run through `taly.held`).
 
 Estates (real servers, started by the same launcher as `taly local up`, in world-searchable dirs under /tmp:
 as root PostgreSQL runs as `postgres`, which cannot enter pytest's tmp dirs):
@@ -37,7 +37,8 @@ Commands and data:
   `wait_replica(state)` until the replica has replayed the primary's writes so far (backups read it).
 - `wait_for_scratch(proc, registry, timeout)`: the registry entry of a drill's scratch instance once it
   accepts connections; `drill_processes(drill_id)`: the live processes of a drill's scratch instance.
-- `kube`, `kube_unstarted`: the Kubernetes API emulator.
+- `kubectl`: `kubectl(state, *args, check=True)` runs the real kubectl against an estate's cluster as a person
+  does (KUBECONFIG=<state>/kubeconfig, context taly-local); the CompletedProcess (asserting exit 0 when `check`).
 """
 
 from __future__ import annotations
@@ -57,9 +58,8 @@ import pytest
 pytest.register_assert_rewrite("harness")
 
 import harness  # noqa: E402
-import kube_emulator  # noqa: E402
 from taly_ops.errors import BadInput  # noqa: E402
-from taly_ops.local import aws_emulator, estate, scratch_postgres, supervisor  # noqa: E402
+from taly_ops.local import aws_emulator, estate, kube, scratch_postgres, supervisor  # noqa: E402
 from taly_ops.local.state import State  # noqa: E402
 
 SHARED_SIZE = 10_000
@@ -115,7 +115,8 @@ def _start_estate(request: pytest.FixtureRequest, root: Path, size: int) -> Stat
 
 
 def _wait_settled(state: State, timeout: float = 30) -> None:
-    """Until Prometheus has scraped every target since it came up (RabbitMQ is the last to answer)."""
+    """Until Prometheus has scraped every target since it came up (RabbitMQ is the last to answer), and every
+    Deployment of the cluster is available (a fault a test undid may have made pods unready for a while)."""
     url = state.endpoints["prometheus"]["url"]
 
     def settled() -> bool:
@@ -124,6 +125,9 @@ def _wait_settled(state: State, timeout: float = 30) -> None:
         return len(series) >= 4 and all(s["value"][1] == "1" for s in series)
 
     supervisor.wait_until(settled, component="prometheus", what="every scrape target up", timeout=timeout)
+    cluster = kube.client(state.state_dir)
+    supervisor.wait_until(lambda: not kube.unavailable(cluster), component="kube", what="every Deployment available",
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -220,19 +224,6 @@ def moto_server(request, public_dir) -> str:
 
 
 @pytest.fixture
-def kube():
-    emulator = kube_emulator.KubeEmulator().start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def kube_unstarted():
-    """An emulator whose port is bound but that never answers (for unreachable-API tests)."""
-    return kube_emulator.KubeEmulator()
-
-
-@pytest.fixture
 def rollout_cluster(tmp_path):
     """`rollout_cluster(never_ready=())`: an in-process cluster (store, API server, controllers, stub
     kubelet) with a kubeconfig, `kubectl(...)`, the official `client()` and a movable clock; stopped after."""
@@ -247,3 +238,8 @@ def rollout_cluster(tmp_path):
     yield make
     for cluster in started:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> harness.Kubectl:
+    return harness.Kubectl()

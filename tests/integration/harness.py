@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,3 +240,23 @@ class PostgresServer:
 
     def conninfo(self, dbname: str = "postgres") -> str:
         return postgres.conninfo("127.0.0.1", self.port, self.password, dbname=dbname)
+
+
+class Kubectl:
+    """kubectl(state, *args, check=True): the real kubectl against an estate's cluster, as a person runs it."""
+
+    def __call__(self, state: State, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        from taly_ops.local import kube
+
+        env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig_path(state.state_dir))}
+        done = subprocess.run([self.binary(), "--context", kube.CONTEXT, *args], capture_output=True, text=True,
+                              env=env, timeout=90)
+        if check:
+            assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done
+
+    @staticmethod
+    def binary() -> str:
+        found = shutil.which("kubectl") or str(Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl")
+        assert os.access(found, os.X_OK), "kubectl is missing: scripts/install-helm puts it into .tools/bin"
+        return found
