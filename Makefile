@@ -22,6 +22,7 @@ system-deps:
 
 demo: setup system-deps
 	$(TALY) local up
+	KUBECONFIG=$(TALY_LOCAL_STATE)/kubeconfig .tools/bin/kubectl --context taly-local get deploy,pods -o wide
 	-$(TALY) health --env local
 	$(TALY) plan --env all
 	$(TALY) plan --compare staging prod
@@ -31,6 +32,8 @@ demo: setup system-deps
 	@echo
 	@echo "The local estate is still running. To use it from your shell:"
 	@echo "  export TALY_LOCAL_STATE=$(TALY_LOCAL_STATE); $(TALY) local status"
+	@echo "Its cluster, with kubectl:"
+	@echo "  export KUBECONFIG=$(TALY_LOCAL_STATE)/kubeconfig; .tools/bin/kubectl --context taly-local get pods"
 	@echo "Stop it with: make down"
 
 down:
@@ -46,6 +49,7 @@ bench: setup system-deps
 	$(PY) benchmarks/bench_plan.py
 	$(PY) benchmarks/bench_health.py
 	$(PY) benchmarks/bench_local.py
+	$(PY) benchmarks/bench_cluster.py
 	$(PY) benchmarks/bench_refresh.py
 	$(PY) benchmarks/bench_drill.py   # ~1 GB database: a few minutes
 
