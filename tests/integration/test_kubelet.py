@@ -188,28 +188,41 @@ def test_a_healthy_pod_becomes_ready_with_its_dependencies_and_serves_metrics_pr
     assert "auth 1.4.2 (healthy) listening on " + ip in log
 
 
-def test_the_queue_consumers_take_their_queue_through_the_management_api(cluster, local_estate):
-    settings, credentials = estate_config(local_estate)
-    config(cluster.store, "worker", settings, credentials)
-    cluster.store.create("pods", pod("worker-1", "worker", cluster.registry.push("worker", "3.0")))
-    wait_for(lambda: cluster.condition("worker-1", "Ready") == "True", "worker-1 Ready")
-
+def test_a_pod_consumes_its_work_queue_over_amqp(cluster, local_estate):
+    """A consumer the broker counts (what `taly health` checks), on a queue of this test's own: the estate's
+    cluster already consumes the work queues."""
     rabbit = local_estate.endpoints["rabbitmq"]
-    request = urllib.request.Request(
-        f"{rabbit['management_url']}api/exchanges/%2F/taly.events/publish", method="POST",
-        data=json.dumps({"properties": {}, "routing_key": "worker.test", "payload": "job",
-                         "payload_encoding": "string"}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": "Basic " + base64.b64encode(
-            f"{rabbit['user']}:{rabbit['password']}".encode()).decode()})
-    with urllib.request.urlopen(request, timeout=10) as r:
-        assert json.loads(r.read())["routed"] is True
-    def consumed() -> int:
-        prefix = 'taly_queue_messages_total{service="worker",direction="consumed"} '
-        lines = [line for line in metrics_of(cluster, "worker-1").splitlines() if line.startswith(prefix)]
-        assert len(lines) == 1
-        return int(lines[0].removeprefix(prefix))
+    auth = "Basic " + base64.b64encode(f"{rabbit['user']}:{rabbit['password']}".encode()).decode()
 
-    wait_for(consumed, "the worker to consume the job")
+    def management(method: str, path: str, body: dict | None = None):
+        request = urllib.request.Request(f"{rabbit['management_url']}api/{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json", "Authorization": auth})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            raw = r.read()
+            return json.loads(raw) if raw else None
+
+    queue = "taly.kubelet-test"
+    management("PUT", f"queues/%2F/{queue}", {"durable": False, "auto_delete": False})
+    try:
+        settings, credentials = estate_config(local_estate)
+        config(cluster.store, "worker", settings | {"TALY_QUEUE": queue}, credentials)
+        cluster.store.create("pods", pod("worker-1", "worker", cluster.registry.push("worker", "3.0")))
+        wait_for(lambda: cluster.condition("worker-1", "Ready") == "True", "worker-1 Ready")
+        wait_for(lambda: management("GET", f"queues/%2F/{queue}").get("consumers") == 1, "the broker to count it")
+        routed = management("POST", "exchanges/%2F/amq.default/publish", {
+            "properties": {}, "routing_key": queue, "payload": "job", "payload_encoding": "string"})
+        assert routed["routed"] is True
+
+        def consumed() -> int:
+            prefix = 'taly_queue_messages_total{service="worker",direction="consumed"} '
+            lines = [line for line in metrics_of(cluster, "worker-1").splitlines() if line.startswith(prefix)]
+            assert len(lines) == 1
+            return int(lines[0].removeprefix(prefix))
+
+        wait_for(consumed, "the worker to consume the job")
+    finally:
+        management("DELETE", f"queues/%2F/{queue}")
 
 
 # --- bad images ----------------------------------------------------------------------------------------------------

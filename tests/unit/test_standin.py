@@ -58,7 +58,23 @@ def test_health_ready_and_the_api():
     assert standin.answer(svc, "GET", "/api/items/7")[0] == 200
     assert standin.answer(svc, "POST", "/api/items")[0] == 201
     assert standin.answer(svc, "GET", "/nope")[0] == 404
-    assert svc.requests == {("GET", "/api/items/:id", "200"): 1, ("POST", "/api/items", "201"): 1}
+    assert {k: n for k, n in svc.requests.items() if n} == {("GET", "/api/items/:id", "200"): 1,
+                                                            ("POST", "/api/items", "201"): 1}
+    # Every route's 5xx series is there from the start, at 0: the error-rate ratio exists without errors.
+    assert {k for k, n in svc.requests.items() if not n} == {(m, r, "500") for m, r in standin.ROUTES}
+
+
+def test_the_work_queue_is_consumed_when_the_configuration_names_it_and_its_login():
+    env = {"AMQP_ENDPOINT": "amqp://127.0.0.1:5673", "TALY_QUEUE": "taly.auth", "AMQP_USERNAME": "taly",
+           "AMQP_PASSWORD": "pw"}
+    assert standin.work_queue(env) == ("127.0.0.1", 5673, "taly.auth", ("taly", "pw"))
+    assert standin.work_queue({**env, "TALY_QUEUE": ""}) is None
+    assert standin.work_queue({k: v for k, v in env.items() if k != "AMQP_USERNAME"}) is None
+    svc = service()
+    svc.consuming("taly.auth", "ConnectionRefusedError: refused")
+    assert standin.answer(svc, "GET", "/ready")[0] == 503  # not consuming: not ready
+    svc.consuming("taly.auth", "")
+    assert standin.answer(svc, "GET", "/ready")[0] == 200
 
 
 def test_never_ready_and_a_dead_dependency_fail_ready_but_not_health():

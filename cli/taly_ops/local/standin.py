@@ -1,18 +1,21 @@
 """The stand-in CMS service the local cluster's pods run: what a Taly service shows the platform, nothing more.
 
 It serves /health (alive), /ready (its dependencies reachable and the image not a never-ready one),
-/metrics (Prometheus text format: the series the alert rules and `taly health`'s SLO queries read)
-and a small /api, with an X-Taly-Version header on every answer, and sends itself a few requests a
-second so rate() and histogram_quantile() have data. The image's behaviour shapes it: crash (exit 1
-at start), never-ready, an error rate (5xx), a latency.
+/metrics (Prometheus text format: the series the alert rules and `taly health`'s SLO queries read;
+every route's 5xx count from 0, so the error-rate ratio exists without errors) and a small /api, with
+an X-Taly-Version header on every answer, and sends itself a few requests a second while it is ready
+(as clients reach it through its Service) so rate() and histogram_quantile() have data. The image's
+behaviour shapes it: crash (exit 1 at start), never-ready, an error rate (5xx), a latency.
 
 Dependencies come from the environment as the chart gives it (ConfigMap and Secret, by envFrom):
 DATABASE_HOST/DATABASE_PORT (PostgreSQL: an SSLRequest, answered without credentials),
 REDIS_HOST/REDIS_PORT/REDIS_PASSWORD (AUTH, then PING), AMQP_ENDPOINT (the AMQP protocol header;
 with AMQP_MANAGEMENT_URL, AMQP_USERNAME and AMQP_PASSWORD, RabbitMQ's management HTTP API instead).
-The queue consumers (worker, notification) take their queue `taly.<service>` through that API; the
-other services publish a job to them now and then. A dependency named but down fails /ready, turns
-the API's answers into 503s and shows as taly_dependency_up 0.
+With TALY_QUEUE and AMQP credentials it holds a real AMQP 0-9-1 consumer on that work queue (the broker
+counts it, as `taly health` checks), reconnecting when it drops, and is not ready while it cannot
+consume; the services other than the queue workers (worker, notification) publish a job to them now
+and then through the management API. A dependency named but down fails /ready, turns the API's
+answers into 503s and shows as taly_dependency_up 0; one down is checked again every half second.
 
 Standard library only, and few modules of it (no http.server, email or argparse): twenty of these run
 at once inside the cluster's 400 MB. The kubelet runs it as `python -I -S standin.py`;
@@ -27,6 +30,7 @@ import os
 import random
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -36,6 +40,7 @@ CONSUMERS = ("worker", "notification")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ROUTES = (("GET", "/api/items"), ("GET", "/api/items/:id"), ("POST", "/api/items"))
 CHECK_EVERY = 2.0       # seconds between dependency checks (and queue polls)
+RECHECK_EVERY = 0.5     # ... while one is down, and between the consumer's attempts to connect
 PUBLISH_EVERY = 10.0    # seconds between the jobs a publishing service sends
 TIMEOUT = 1.0           # of one dependency check
 SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"   # PostgreSQL SSLRequest: length 8, code 80877103
@@ -83,9 +88,20 @@ def dependencies(env: dict[str, str]) -> dict[str, tuple]:
         deps["broker"] = ("management", env["AMQP_MANAGEMENT_URL"], env.get("AMQP_USERNAME", "guest"),
                           env.get("AMQP_PASSWORD", "guest"))
     elif env.get("AMQP_ENDPOINT"):
-        host, _, port = env["AMQP_ENDPOINT"].split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2].partition(":")
-        deps["broker"] = ("amqp", host, int(port or 5672))
+        deps["broker"] = ("amqp", *_amqp_address(env["AMQP_ENDPOINT"]))
     return deps
+
+
+def _amqp_address(endpoint: str) -> tuple[str, int]:
+    host, _, port = endpoint.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2].partition(":")
+    return host, int(port or 5672)
+
+
+def work_queue(env: dict[str, str]) -> tuple[str, int, str, tuple[str, str]] | None:
+    """(host, port, queue, login) of the work queue the service consumes over AMQP, when its configuration names one."""
+    if not (env.get("AMQP_ENDPOINT") and env.get("TALY_QUEUE") and env.get("AMQP_USERNAME")):
+        return None
+    return (*_amqp_address(env["AMQP_ENDPOINT"]), env["TALY_QUEUE"], (env["AMQP_USERNAME"], env.get("AMQP_PASSWORD", "")))
 
 
 # --- talking to the dependencies -----------------------------------------------------------------------------------
@@ -144,6 +160,92 @@ def check(dep: tuple) -> str:
         return f"{type(exc).__name__}: {exc}"
 
 
+# --- consuming the work queue (AMQP 0-9-1, as the services' broker clients do) ---------------------------------------
+
+def _frame(kind: int, channel: int, payload: bytes) -> bytes:
+    return struct.pack(">BHI", kind, channel, len(payload)) + payload + b"\xce"
+
+
+def _method(channel: int, class_id: int, method_id: int, args: bytes = b"") -> bytes:
+    return _frame(1, channel, struct.pack(">HH", class_id, method_id) + args)
+
+
+def _short(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack(">B", len(raw)) + raw
+
+
+def _read_frame(sock: socket.socket) -> tuple[int, int, bytes]:
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise OSError("the broker closed the connection")
+            data += chunk
+        return data
+
+    kind, channel, size = struct.unpack(">BHI", exactly(7))
+    payload = exactly(size + 1)
+    if payload[-1:] != b"\xce":
+        raise ValueError("bad AMQP frame end")
+    return kind, channel, payload[:-1]
+
+
+def _await(sock: socket.socket, class_id: int, method_id: int) -> bytes:
+    """The arguments of the next method frame, which must be class_id.method_id (a Close says why not)."""
+    while True:
+        kind, _, payload = _read_frame(sock)
+        if kind != 1:
+            continue  # a heartbeat
+        got = struct.unpack(">HH", payload[:4])
+        if got == (class_id, method_id):
+            return payload[4:]
+        if got in ((10, 50), (20, 40)):  # connection.close, channel.close: code, then the reply text
+            code = struct.unpack(">H", payload[4:6])[0]
+            raise ValueError(f"the broker refused: {code} {payload[7:7 + payload[6]].decode(errors='replace')}")
+        raise ValueError(f"expected AMQP method {class_id}.{method_id}, got {got[0]}.{got[1]}")
+
+
+def consume(svc: "Service", host: str, port: int, queue: str, login: tuple[str, str]) -> None:
+    """Hold a consumer on the service's work queue (basic.consume, auto-ack), reconnecting when it drops.
+
+    The broker counts it as the queue's consumer (what `taly health` checks); deliveries are counted in
+    taly_queue_messages_total{direction="consumed"}; while it is not consuming, /ready is false.
+    """
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=TIMEOUT * 3) as sock:
+                sock.sendall(AMQP_HEADER)
+                _await(sock, 10, 10)  # connection.start
+                sock.sendall(_method(0, 10, 11, struct.pack(">I", 0) + _short("PLAIN")
+                                     + struct.pack(">I", len(login[0]) + len(login[1]) + 2)
+                                     + f"\0{login[0]}\0{login[1]}".encode() + _short("en_US")))
+                channel_max, frame_max, _ = struct.unpack(">HIH", _await(sock, 10, 30)[:8])  # connection.tune
+                sock.sendall(_method(0, 10, 31, struct.pack(">HIH", channel_max, frame_max, 0))  # no heartbeats
+                             + _method(0, 10, 40, _short("/") + _short("") + b"\x00"))
+                _await(sock, 10, 41)  # connection.open-ok
+                sock.sendall(_method(1, 20, 10, _short("")))
+                _await(sock, 20, 11)  # channel.open-ok
+                sock.sendall(_method(1, 60, 20, struct.pack(">H", 0) + _short(queue) + _short(f"{svc.name}-{os.getpid()}")
+                                     + b"\x02" + struct.pack(">I", 0)))  # basic.consume, no-ack
+                _await(sock, 60, 21)  # basic.consume-ok
+                svc.consuming(queue, "")
+                sock.settimeout(None)
+                while True:
+                    kind, channel, payload = _read_frame(sock)
+                    if kind == 8:
+                        sock.sendall(_frame(8, 0, b""))
+                    elif kind == 1 and payload[:4] == struct.pack(">HH", 60, 60):  # basic.deliver
+                        with svc.lock:
+                            svc.queue["consumed"] += 1
+                    elif kind == 1 and payload[:4] in (struct.pack(">HH", 10, 50), struct.pack(">HH", 20, 40)):
+                        raise OSError("the broker closed the channel")
+        except (OSError, ValueError, struct.error) as exc:
+            svc.consuming(queue, f"{type(exc).__name__}: {exc}")
+        time.sleep(RECHECK_EVERY)
+
+
 # --- the service's state and metrics --------------------------------------------------------------------------------
 
 class Service:
@@ -151,7 +253,8 @@ class Service:
         self.opts, self.deps = opts, deps
         self.name, self.version = opts["service"], opts["version"]
         self.lock = threading.Lock()
-        self.requests: dict[tuple[str, str, str], int] = {}
+        # Every route's 5xx series exists from the start, at 0: the error-rate ratio has a numerator without errors.
+        self.requests: dict[tuple[str, str, str], int] = {(m, r, "500"): 0 for m, r in ROUTES}
         self.hist: dict[tuple[str, str], list] = {}   # (method, route) -> [bucket counts..., sum, count]
         self.down: dict[str, str] = {d: "not checked yet" for d in deps}
         self.queue = {"consumed": 0, "published": 0}
@@ -178,6 +281,16 @@ class Service:
                     self.down[dep] = why
                 else:
                     self.down.pop(dep, None)
+
+    def consuming(self, queue: str, why: str) -> None:
+        """The work-queue consumer's state: '' when it consumes, else why not (then /ready is false)."""
+        now = f"not consuming {queue}: {why}" if why else ""
+        with self.lock:
+            was = self.down.pop("queue", "")
+            if now:
+                self.down["queue"] = now
+        if now != was:
+            log(now or f"consuming {queue}")
 
     def ready(self) -> tuple[bool, str]:
         if self.opts["behaviour"] == "never-ready":
@@ -305,6 +418,8 @@ def traffic(svc: Service, host: str, port: int, per_second: float) -> None:
     conn = None
     while True:
         time.sleep(random.expovariate(per_second))
+        if not svc.ready()[0]:
+            continue  # clients reach a pod through its Service: only while it is ready
         method, route = random.choice(ROUTES)
         path = route.replace(":id", str(random.randint(1, 500)))
         try:
@@ -334,19 +449,14 @@ def background(svc: Service) -> None:
     queue = f"taly.{svc.name}"
     last_publish = 0.0
     while True:
-        time.sleep(CHECK_EVERY)
+        with svc.lock:
+            waiting = bool(svc.down)
+        time.sleep(RECHECK_EVERY if waiting else CHECK_EVERY)  # a pod waiting for a dependency is ready soon after it
         svc.check_dependencies()
         if not managed or "broker" in svc.down:
             continue
         try:
-            if svc.name in CONSUMERS:
-                status, body = http(broker[1], "POST", f"api/queues/%2F/{queue}/get", broker[2:],
-                                    {"count": 10, "ackmode": "ack_requeue_false", "encoding": "auto"})
-                if status != 200:
-                    raise ValueError(f"getting from {queue} answered {status}")
-                with svc.lock:
-                    svc.queue["consumed"] += len(json.loads(body))
-            elif time.monotonic() - last_publish >= PUBLISH_EVERY:
+            if svc.name not in CONSUMERS and time.monotonic() - last_publish >= PUBLISH_EVERY:
                 last_publish = time.monotonic()
                 target = CONSUMERS[random.randrange(len(CONSUMERS))]
                 status, _ = http(broker[1], "POST", "api/exchanges/%2F/taly.events/publish", broker[2:],
@@ -385,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{svc.name} {svc.version} ({opts['behaviour']}) listening on {opts['host']}:{opts['port']}; "
         f"dependencies: {', '.join(sorted(deps)) or 'none'}")
     threading.Thread(target=background, args=(svc,), daemon=True).start()
+    queue = work_queue(env)
+    if queue:
+        svc.consuming(queue[2], "not connected yet")
+        threading.Thread(target=consume, args=(svc, *queue), daemon=True).start()
     if opts["traffic"] > 0:
         threading.Thread(target=traffic, args=(svc, opts["host"], opts["port"], opts["traffic"]), daemon=True).start()
     try:
