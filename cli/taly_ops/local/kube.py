@@ -27,6 +27,7 @@ import yaml
 
 from ..adapters import kube as kube_adapter
 from ..adapters.prometheus import Prometheus
+from ..adapters.rabbitmq import Management
 from ..errors import BadInput
 from . import supervisor, tls, workloads
 from .context import HOST, Context
@@ -37,7 +38,7 @@ CONTEXT = workloads.PREFIX
 DIR = "cluster"
 KUBECONFIG = "kubeconfig"
 AVAILABLE_TIMEOUT = 90.0  # every Deployment available (RabbitMQ's boot is most of it)
-SERIES_TIMEOUT = 30.0     # then the SLO checks' series in Prometheus
+SERIES_TIMEOUT = 30.0     # then the SLO checks' series in Prometheus, and the queues' consumers
 REQUEST_TIMEOUT = 10.0
 APPLY_THREADS = 4         # services applied at once: the round trips overlap
 
@@ -181,14 +182,14 @@ def deploy(ctx: Context, kube: kube_adapter.Kube, objects: list[dict[str, Any]],
     waiting = _Availability(ctx, kube, set(floors))
     ctx.wait(waiting.done, component="kube", what="every Deployment available", timeout=AVAILABLE_TIMEOUT,
              log=log, pid=pid, interval=0.2)
-    url = ctx.state.endpoints["prometheus"]["url"]
+    e = ctx.state.endpoints
     try:
-        supervisor.wait_until(lambda: _series_ready(url, floors), component="kube", what="SLO series in Prometheus",
+        supervisor.wait_until(lambda: _observed(e, floors), component="kube", what="SLO series and queue consumers",
                               timeout=SERIES_TIMEOUT, cancel=ctx.cancel, interval=0.5)
-        ctx.say("kube", "Prometheus has the series of every SLO check")
+        ctx.say("kube", "Prometheus has the series of every SLO check; every work queue has its consumer")
     except supervisor.StartFailed:
-        ctx.say("kube", f"warning: Prometheus lacks some SLO series after {SERIES_TIMEOUT:.0f}s; "
-                        "`taly health --env local` shows those checks as unknown until it has them")
+        ctx.say("kube", f"warning: after {SERIES_TIMEOUT:.0f}s Prometheus still lacks some SLO series or a work queue "
+                        "its consumer; `taly health --env local` shows which until they come")
 
 
 def _groups(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
@@ -234,12 +235,18 @@ SLO_QUERIES = (
 TRAFFIC_QUERY = "sum by (service) (rate(http_requests_total[5m]))"
 
 
-def _series_ready(prometheus_url: str, deployments: dict[str, int]) -> bool:
-    """Every service's traffic has a rate, and every SLO query answers with a number."""
-    prom = Prometheus(prometheus_url.rstrip("/"))
+def _observed(endpoints: dict[str, Any], deployments: dict[str, int]) -> bool:
+    """What `taly health` reads has come: every service's traffic has a rate, every SLO query answers with a
+    number, and the broker counts a consumer on every work queue (its statistics lag the consumers by a second)."""
+    prom = Prometheus(endpoints["prometheus"]["url"].rstrip("/"))
     if not set(deployments) <= {s["metric"].get("service") for s in prom.query(TRAFFIC_QUERY, 2.0)}:
         return False
-    return all(any(s["value"][1] != "NaN" for s in prom.query(q, 2.0)) for q in SLO_QUERIES)
+    if not all(any(s["value"][1] != "NaN" for s in prom.query(q, 2.0)) for q in SLO_QUERIES):
+        return False
+    mq = endpoints["rabbitmq"]
+    queues = Management(mq["management_url"], mq["user"], mq["password"]).get("queues?columns=name,consumers", 2.0)
+    consumed = {q["name"] for q in queues if q.get("consumers")}
+    return set(mq.get("queues") or ()) <= consumed
 
 
 def stop(component: Component) -> bool:

@@ -119,6 +119,9 @@ def start(ctx: Context) -> None:
         f"default_user = {USER}", f"default_pass = {pw}", "default_user_tags.administrator = true",
         "default_permissions.configure = .*", "default_permissions.read = .*", "default_permissions.write = .*",
         "log.file.level = info", "log.console = false",
+        # Queue counts (messages, consumers) in the management API every second, not every 5: `taly local up`
+        # waits for the cluster's consumers to show, and health reads them.
+        "collect_statistics_interval = 1000",
     ]) + "\n")
     (base / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_prometheus].\n")
     (base / "rabbitmq-env.conf").write_text("")
