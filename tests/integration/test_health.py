@@ -96,14 +96,20 @@ def test_healthy_estate_exits_0_with_every_check_in_json(local):
     assert not any(s in result.stdout for s in secrets(local))
 
 
-def test_table_output_and_strict(local):
+def test_table_output_and_strict(local, tmp_path):
     code, _, result = health(local, "--component", "redis", "--component", "rabbitmq", env={"COLUMNS": "220"})
     assert code == 0, result.output
     for word in ("component", "check", "status", "observed", "threshold", "detail", "PONG", "consumers"):
         assert word in result.stdout
     assert not any(s in result.stdout for s in secrets(local))
     code, _, _ = health(local, "-c", "rabbitmq", "--strict")
-    assert code == 1  # the consumers warning fails under --strict
+    assert code == 0  # every work queue is consumed (by the cluster's stand-ins): nothing to warn about
+    strict = tmp_path / "health.yaml"
+    strict.write_text("rabbitmq:\n  queue_depth: {warn: -1}\n")  # any depth, even 0, warns
+    code, _, result = health(local, "-c", "rabbitmq", "--thresholds", str(strict))
+    assert code == 0 and "warn" in result.stdout, result.output
+    code, _, _ = health(local, "-c", "rabbitmq", "--thresholds", str(strict), "--strict")
+    assert code == 1  # a warning fails under --strict
 
 
 def test_component_filter(local):
