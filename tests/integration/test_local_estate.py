@@ -150,7 +150,8 @@ def test_prometheus_is_ready_and_scrapes_every_target(local):
     while True:
         targets = prometheus.targets(port)
         health = {t["job"]: t["health"] for t in targets}
-        if set(health) == {"prometheus", "postgres", "redis", "rabbitmq"} and set(health.values()) == {"up"}:
+        if set(health) == {"prometheus", "postgres", "redis", "rabbitmq", "kube-state-metrics", "kubernetes-pods"} \
+                and {t["health"] for t in targets} == {"up"}:
             break
         assert time.monotonic() < deadline, f"targets not all up after 20 s: {targets}"
         time.sleep(0.5)
