@@ -31,7 +31,6 @@ from ..adapters.rabbitmq import Management
 from ..errors import BadInput
 from . import supervisor, tls, workloads
 from .context import HOST, Context
-from .state import Component
 
 NAMESPACE = workloads.NAMESPACE
 CONTEXT = workloads.PREFIX
@@ -247,9 +246,3 @@ def _observed(endpoints: dict[str, Any], deployments: dict[str, int]) -> bool:
     queues = Management(mq["management_url"], mq["user"], mq["password"]).get("queues?columns=name,consumers", 2.0)
     consumed = {q["name"] for q in queues if q.get("consumers")}
     return set(mq.get("queues") or ()) <= consumed
-
-
-def stop(component: Component) -> bool:
-    """SIGTERM: the cluster stops its pods, then exits; whatever is left of its group is killed."""
-    return supervisor.stop(component.pid, component.start_time, pgid=component.pgid, timeout=15)
-
