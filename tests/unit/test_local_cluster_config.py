@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 
+import pytest
 import yaml
 
 from taly_ops.local import kube, prometheus
@@ -116,3 +117,24 @@ def test_pod_discovery_gives_kubernetes_sd_targets_and_labels():
     assert labels["__meta_kubernetes_pod_ready"] == "true"
     assert labels["__meta_kubernetes_pod_controller_kind"] == "ReplicaSet"
     assert labels["__meta_kubernetes_pod_container_port_number"] == "3000"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "0"], "--port 0 is not a TCP port"),
+    (["--token-file", "/nonexistent/token"], "--token-file /nonexistent/token: No such file or directory"),
+    (["--tls-cert", "CERT"], "--tls-cert and --tls-key go together"),
+    (["--metrics-port", "70000"], "--metrics-port 70000 is not a TCP port"),
+])
+def test_the_cluster_process_refuses_bad_arguments_in_one_line(tmp_path, args, message):
+    import sys
+
+    token = tmp_path / "token"
+    token.write_text("t")
+    base = {"--dir": str(tmp_path), "--port": "6443", "--token-file": str(token), "--images": str(tmp_path / "i.json")}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value.replace("CERT", str(token))
+    argv = [a for pair in base.items() for a in pair]
+    done = subprocess.run([sys.executable, "-m", "taly_ops.local.cluster", *argv], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2 and done.stderr == f"error: {message}\n", done.stderr
+    assert not (tmp_path / "ready").exists()

@@ -44,7 +44,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         " over TLS)")
     parser.add_argument("--tls-key", type=Path, help="the certificate's key")
     parser.add_argument("--metrics-port", type=int, help="serve kube-state-metrics' series and pod discovery here")
-    parser.add_argument("--config", help="settings as JSON text or a JSON file (reserved; {} by default)")
     args = parser.parse_args(argv)
     problems = []
     for name, port in (("--port", args.port), ("--metrics-port", args.metrics_port)):
@@ -64,23 +63,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     for name, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
         if path is not None and not path.is_file():
             problems.append(f"{name} {path} is not a file")
-    try:
-        args.settings = _settings(args.config)
-    except ValueError as exc:
-        problems.append(f"--config: {exc}")
     if problems:
         parser.exit(2, f"error: {problems[0]}\n")
     return args
-
-
-def _settings(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    raw = text if text.lstrip().startswith("{") else Path(text).read_text()
-    data = json.loads(raw)
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    return data
 
 
 class Cluster:
