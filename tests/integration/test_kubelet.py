@@ -175,7 +175,7 @@ def test_a_healthy_pod_becomes_ready_with_its_dependencies_and_serves_metrics_pr
     assert json.loads(body)["dependencies"] == ["broker", "cache", "database"]
     def traffic_seen() -> str | None:
         text = metrics_of(cluster, "auth-1")
-        return text if "http_requests_total{" in text else None
+        return text if "http_request_duration_seconds_bucket{" in text else None  # once ready, it serves itself
 
     text = wait_for(traffic_seen, "synthetic traffic in the metrics")
     checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)

@@ -47,11 +47,14 @@ SERVICES = ServicesConfig(
     log_level="debug",
 )
 WEB_ACL_ARN = f"arn:aws:wafv2:{REGION}:{ACCOUNT}:regional/webacl/{PREFIX}/local"
-# Probed at once and every second: `taly local up` waits for every pod to be ready.
+# Readiness probed at once and every second: `taly local up` waits for every pod to be ready. No delay is
+# written as no initialDelaySeconds at all (None: helm drops the chart's default): the API server never shows
+# a zero there (Go omits it), so `kubectl rollout undo`, which sends back a ReplicaSet's template through Go
+# types, would otherwise hand back a template differing from the Deployment's by that field alone.
 PROBES = {
     "liveness": {"path": "/health", "initialDelaySeconds": 2, "periodSeconds": 5, "timeoutSeconds": 2,
                  "failureThreshold": 3},
-    "readiness": {"path": "/ready", "initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 1,
+    "readiness": {"path": "/ready", "initialDelaySeconds": None, "periodSeconds": 1, "timeoutSeconds": 1,
                   "failureThreshold": 3},
 }
 GRACE_SECONDS = 5  # the stand-ins stop at once on SIGTERM; a rollout's old pods need not linger
