@@ -483,3 +483,21 @@ def test_kubectl_shows_what_the_kubelet_writes(served):
 
     kubectl("delete", "pod", "auth-ok")          # waits, as kubectl does, until the pod is gone
     assert cluster.pod("auth-ok") is None and (NS, "auth-ok") not in cluster.kubelet.pods()
+
+
+def test_a_pods_image_changed_in_place_restarts_its_container_on_the_new_image(cluster):
+    config(cluster.store, "users", {})
+    cluster.store.create("pods", pod("users-2", "users", cluster.registry.push("users", "1.0")))
+    wait_for(lambda: cluster.condition("users-2", "Ready") == "True", "users-2 Ready")
+    new = cluster.registry.push("users", "2.0")
+
+    def set_image(obj):
+        obj["spec"]["containers"][0]["image"] = new
+    cluster.store.mutate("pods", NS, "users-2", set_image)
+
+    c = wait_for(lambda: (s := cluster.container("users-2")).get("image") == new and s.get("ready") and s,
+                 "users-2 ready on the new image")
+    assert c["restartCount"] == 1 and c["imageID"] == new.replace(":2.0@", "@")
+    assert cluster.count("users-2", "Killing", "Container users definition changed, will be restarted") == 1
+    code, headers, _ = get(f"http://{cluster.pod('users-2')['status']['podIP']}:3000/health")
+    assert headers["X-Taly-Version"] == "2.0"

@@ -160,7 +160,7 @@ class Kubelet:
             else:
                 finished = False
                 for spec in pod["spec"]["containers"]:
-                    self.life.step(run, pod, run.containers[spec["name"]], events)
+                    self.life.step(run, pod, run.containers[spec["name"]], spec, events)
             status = podstatus.pod_status(pod, [c.view for c in run.containers.values()], run.ip, HOST_IP,
                                           run.start_time, self.clock())
         self._emit(pod, events)

@@ -88,8 +88,14 @@ class Lifecycle:
         self.restarts = Backoff(self.clock, self.backoff_base, 30 * self.backoff_base)
         self.pulls = Backoff(self.clock, self.backoff_base, 30 * self.backoff_base)
 
-    def step(self, run: PodRun, pod: Obj, c: ContainerRun, events: Events) -> None:
+    def step(self, run: PodRun, pod: Obj, c: ContainerRun, spec: Obj, events: Events) -> None:
         """Leave the container running, keep it stopped, wait out its back-off, or start it."""
+        if spec.get("image") != c.spec.get("image"):   # the one container field a pod may change: restart on it
+            c.spec, c.view.image, c.view.image_id = spec, spec.get("image", ""), ""
+            if c.proc is not None:
+                events.append(("Normal", "Killing", f"Container {c.view.name} definition changed, will be restarted"))
+                self.unprobe(run, c)
+                self.kill(c, run.grace)
         if c.proc is not None or c.view.terminated is not None:
             return
         if pod["spec"].get("initContainers"):   # refused, not silently skipped
