@@ -1,15 +1,21 @@
 """Fakes of OUR adapter interfaces (never of a client library) for fast orchestration tests.
 
-- FakeStore: adapters/s3_store.Store's interface (check, keys, get_json, put_json) over a dict of key -> bytes,
-  so a test can put exactly the damaged object it means into "the bucket".
+- FakeStore: adapters/s3_store.Store's interface (check, keys, get_json, put_json; get, put_new, put_if_match,
+  delete_if_match with ETags as S3 gives them) over a dict of key -> bytes, so a test can put exactly the
+  damaged object it means into "the bucket".
 - FakeClock: a monotonic clock for operations/steps.Steps that moves only when the test says.
+- WallClock: a UTC wall clock (releases, the ledger, the lock) that moves only when the test says.
 - FakeConfirmer: a confirmer for operations/steps.Steps that gives one answer and keeps what it was asked.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 from typing import Any
+
+from taly_ops.adapters.s3_store import Blob
 
 
 class FakeStore:
@@ -17,6 +23,7 @@ class FakeStore:
 
     def __init__(self, objects: dict[str, bytes] | None = None) -> None:
         self.objects = dict(objects or {})
+        self.modified: dict[str, dt.datetime] = {}  # LastModified, where a test sets one
 
     def check(self) -> None:
         pass
@@ -28,6 +35,32 @@ class FakeStore:
 
     def put_json(self, key: str, data: Any) -> None:
         self.objects[key] = json.dumps(data, default=str).encode()
+
+    def etag(self, key: str) -> str:
+        return '"' + hashlib.md5(self.objects[key]).hexdigest() + '"'
+
+    def get(self, key: str) -> Blob:
+        if key not in self.objects:
+            raise KeyError(key)
+        return Blob(self.objects[key], self.etag(key), self.modified.get(key))
+
+    def put_new(self, key: str, body: bytes) -> str | None:
+        if key in self.objects:
+            return None
+        self.objects[key] = body
+        return self.etag(key)
+
+    def put_if_match(self, key: str, body: bytes, etag: str) -> str | None:
+        if key not in self.objects or self.etag(key) != etag:
+            return None
+        self.objects[key] = body
+        return self.etag(key)
+
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        if key not in self.objects or self.etag(key) != etag:
+            return False
+        del self.objects[key]
+        return True
 
     def keys(self, prefix: str, delimiter: str | None = None) -> list[dict[str, Any]]:
         under = sorted(k for k in self.objects if k.startswith(prefix))
@@ -43,6 +76,17 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class WallClock:
+    def __init__(self, start: dt.datetime = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
 
 
 class FakeConfirmer:

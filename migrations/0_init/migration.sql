@@ -1,0 +1,5 @@
+-- Baseline of the Taly CMS schema (Prisma's baselining: `prisma migrate resolve --applied 0_init`).
+--
+-- Every Taly database already has this schema: in AWS the CMS created it; locally `taly local up` loads
+-- it from cli/taly_ops/local/schema.sql. A baseline is recorded as applied and never run, so it holds no
+-- statement here. Migrations after it are ordinary Prisma migrations: <timestamp>_<name>/migration.sql.
