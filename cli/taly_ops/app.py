@@ -19,13 +19,14 @@ from .commands import health as health_cmd
 from .commands import local as local_cmd
 from .commands import plan as plan_cmd
 from .commands import policy as policy_cmd
+from .commands import release as release_cmd
 from .commands._typer import TalyTyper, error_line
 from .errors import INTERNAL
 
 app = TalyTyper(
     name="taly",
     help=("Ops CLI for the Taly platform: offline plans and the policy pack, the local estate, health, "
-          "backups and restore drills, data refreshes."),
+          "backups and restore drills, data refreshes, releases."),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -54,6 +55,7 @@ app.add_typer(local_cmd.app, name="local")
 app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(drill_cmd.app, name="drill")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(release_cmd.app, name="release")
 
 
 def main() -> None:
