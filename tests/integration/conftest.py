@@ -1,6 +1,7 @@
 """What the integration tests share. Use these fixtures; a test imports no helper module (the classes behind
 them are in harness.py; beside the tests are only data and scripts: `pii_rows.py` rows of personal data,
-`hooked_taly.py` the CLI held at a step, run through `taly.held`).
+`hooked_taly.py` the CLI held at a step, run through `taly.held`, and `atomic_moto.py` behind
+`atomic_moto_server`).
 
 Estates (real servers, started by the same launcher as `taly local up`, in world-searchable dirs under /tmp:
 as root PostgreSQL runs as `postgres`, which cannot enter pytest's tmp dirs):
@@ -17,6 +18,9 @@ as root PostgreSQL runs as `postgres`, which cannot enter pytest's tmp dirs):
   each module works in databases of its own on it.
 - `moto_server` (session): the local estate's AWS emulator launcher (`local/aws_emulator.spawn`) on a free
   port, for the cloud paths (AWS_ENDPOINT_URL at it); stopped by pid. Each module seeds names of its own.
+- `atomic_moto_server` (session): the same, with moto's S3 PutObject/DeleteObject handlers under one lock
+  (`atomic_moto.py`), so a conditional write's check and write are one step as in S3; for tests that race
+  writers for one key (plain moto lets two simultaneous writers both win about once in 4,000 races).
 - `public_dir(prefix)`: a world-searchable dir under /tmp, removed at the end of the session.
 
 Commands and data:
@@ -217,6 +221,20 @@ def moto_server(request, public_dir) -> str:
     root = public_dir("taly-moto-")
     port = supervisor.free_port()
     spawned = aws_emulator.spawn(port, root / "moto.log", root)
+    request.addfinalizer(lambda: supervisor.stop(spawned.pid, spawned.start_time, pgid=spawned.pgid, timeout=10))
+    supervisor.wait_until(lambda: supervisor.port_open(port), component="moto", what="listening port", timeout=30,
+                          log=root / "moto.log", pid=spawned.pid)
+    return aws_emulator.endpoint(port)
+
+
+@pytest.fixture(scope="session")
+def atomic_moto_server(request, public_dir) -> str:
+    """moto_server with its S3 object writes atomic, as S3's are (`atomic_moto.py`: moto checks a write's
+    condition and then writes, and two writers released together can both pass); for tests that race writers."""
+    root = public_dir("taly-atomic-moto-")
+    port = supervisor.free_port()
+    spawned = supervisor.spawn([sys.executable, str(Path(__file__).with_name("atomic_moto.py")), "-H", "127.0.0.1",
+                                "-p", str(port)], log=root / "moto.log", cwd=root)
     request.addfinalizer(lambda: supervisor.stop(spawned.pid, spawned.start_time, pgid=spawned.pgid, timeout=10))
     supervisor.wait_until(lambda: supervisor.port_open(port), component="moto", what="listening port", timeout=30,
                           log=root / "moto.log", pid=spawned.pid)

@@ -4,7 +4,9 @@ The session's moto_server holds, for this module, the backups buckets of a dev a
 (versioned, as the estate's are); each test's project root (`make_contract.project`) holds their contracts,
 the repo's chart and migrations, and points boto3's standard chain at moto. The conditional writes are moto's
 own: `If-None-Match: *` and `If-Match` on put_object and delete_object are enforced by the server (a 412), not
-by anything in taly. One test runs on the shared local estate (`--env local`, its own emulator's bucket).
+by anything in taly. The tests that race writers for one key use `atomic_moto_server` instead: moto checks a
+condition and then writes in two steps, and S3 in one (conftest.py). One test runs on the shared local estate
+(`--env local`, its own emulator's bucket).
 """
 
 from __future__ import annotations
@@ -98,6 +100,9 @@ def test_create_list_and_show_through_the_cli(taly, project):
     listed = taly.json(run("release", "list", "--env", "dev", "-o", "json"))
     assert [r["id"] for r in listed["releases"]] == [record["id"]] and listed["damaged"] == []
     assert listed["current"] is None
+    as_table = run("release", "list", "--env", "dev")
+    assert as_table.exit_code == 0 and record["id"] in as_table.stdout
+    assert "dev runs no recorded release" in as_table.stdout
     shown = run("release", "show", record["id"], "--env", "dev", "-o", "json")
     assert shown.exit_code == 0 and taly.json(shown) == {k: v for k, v in record.items()
                                                          if k not in ("environment", "location", "created", "dry_run")}
@@ -217,9 +222,23 @@ def test_create_from_what_an_environment_runs_with_some_images_replaced(taly, pr
 
 # --- the ledger ------------------------------------------------------------------------------------------------------
 
-def writer(moto_server: str, by: str) -> Ledger:
+@pytest.fixture
+def racing(atomic_moto_server) -> str:
+    """The moto whose conditional writes are atomic, as S3's (conftest.py), with an empty staging bucket: for the
+    tests that race writers for one key (plain moto lets two simultaneous writers both win once in ~4,000)."""
+    s3 = aws_emulator.client("s3", atomic_moto_server)
+    if BUCKETS["staging"] not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=BUCKETS["staging"], CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3.put_bucket_versioning(Bucket=BUCKETS["staging"], VersioningConfiguration={"Status": "Enabled"})
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=BUCKETS["staging"], Prefix="releases/"):
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=BUCKETS["staging"], Key=v["Key"], VersionId=v["VersionId"])
+    return atomic_moto_server
+
+
+def writer(url: str, by: str) -> Ledger:
     """A ledger writer with its own client and connections, as another process would have."""
-    return Ledger(store(moto_server), "staging", by=by)
+    return Ledger(store(url), "staging", by=by)
 
 
 def race(*calls) -> list:
@@ -242,10 +261,10 @@ def race(*calls) -> list:
     return results
 
 
-def test_two_writers_of_entry_n_exactly_one_wins_and_the_loser_is_told_who(project, moto_server):
+def test_two_writers_of_entry_n_exactly_one_wins_and_the_loser_is_told_who(racing):
     from taly_ops.operations.releases.ledger import LedgerConflict
 
-    ana, bo = writer(moto_server, "ana@laptop"), writer(moto_server, "bo@ci-runner")
+    ana, bo = writer(racing, "ana@laptop"), writer(racing, "bo@ci-runner")
     op = entries.new_operation_id(ana.clock())
     for n in range(10):  # each round both decided from entry n and want to write n + 1
         results = race(*(lambda w=w: w.append(entries.Gate, after=n, operation=op, gate=w.by, verdict="pass")
@@ -259,8 +278,8 @@ def test_two_writers_of_entry_n_exactly_one_wins_and_the_loser_is_told_who(proje
     assert ana.current().seq == 10
 
 
-def test_concurrent_appends_step_over_each_other_and_lose_nothing(project, moto_server):
-    writers = [writer(moto_server, f"w{i}@host") for i in range(3)]
+def test_concurrent_appends_step_over_each_other_and_lose_nothing(racing):
+    writers = [writer(racing, f"w{i}@host") for i in range(3)]
     op = entries.new_operation_id(writers[0].clock())
 
     def appends(w: Ledger) -> list[int]:
@@ -347,12 +366,25 @@ def test_the_lock_refuses_a_second_holder_is_taken_over_only_when_stale_and_aske
     assert again.release()
 
 
+def test_of_two_acquiring_at_once_exactly_one_holds_the_lock(racing, tmp_path):
+    for n in range(10):
+        ana = EnvironmentLock(store(racing), "staging", tmp_path, holder="ana@laptop")
+        bo = EnvironmentLock(store(racing), "staging", tmp_path, holder="bo@ci-runner")
+        results = race(lambda: ana.acquire(f"promote {n}"), lambda: bo.acquire(f"rollback {n}"))
+        held = [r for r in results if not isinstance(r, Exception)]
+        refused = [r for r in results if isinstance(r, LockHeld)]
+        assert len(held) == 1 and len(refused) == 1, results
+        assert f"held by {held[0].record.holder}" in refused[0].message
+        assert held[0].release()
+
+
 def test_the_heartbeat_thread_keeps_the_lock_fresh_until_released(project, moto_server):
     lock = EnvironmentLock(store(moto_server), "staging", project.state, holder="ana@laptop")
     s3 = store(moto_server)
-    with lock.acquire("promote") as held:
+    held = lock.acquire("promote")
+    held.start_heartbeat(period=0.05)
+    with held:  # the heartbeat already runs: the context only releases on the way out
         first = held.record.heartbeat_at
-        held.start_heartbeat(period=0.05)  # a second thread's beats, besides the context's own slow one
         deadline = dt.datetime.now() + dt.timedelta(seconds=20)
         while dt.datetime.fromisoformat(json.loads(s3.get(LOCK).body)["heartbeat_at"]) == first:
             assert dt.datetime.now() < deadline, "no heartbeat reached the bucket"
