@@ -42,9 +42,11 @@ def create(
     Written once into the environment's catalogue (releases/catalogue/<id>.json in its backups bucket) with a
     conditional write: an id is never overwritten. Audited. The id sorts by time and ends in the content digest.
 
+    \b
     Examples:
       taly release create --env dev --images images.yaml
-      taly release create --from-env staging --images changed.yaml   # staging's images, two of them replaced
+      taly release create --from-env staging --images changed.yaml   # staging's, some images replaced
+      taly release create --from-env staging --env prod --dry-run
 
     JSON: the record {id, created_at, created_by, based_on, images, chart, config_revision, database,
     content_digest} plus environment, location, created, dry_run. Exit 2 for bad input (a reference without a

@@ -152,6 +152,7 @@ class HeldLock:
     record: LockRecord
     etag: str
     lost: str | None = None
+    heartbeat_error: str | None = None  # the last beat that failed without an answer (S3 unreachable)
     _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -170,6 +171,9 @@ class HeldLock:
             return True
 
     def start_heartbeat(self, period: float | None = None) -> None:
+        """Beat every `period` seconds (default TTL / 4) in a daemon thread until released or lost; once."""
+        if self._thread is not None:
+            return
         period = period if period is not None else self.record.ttl_seconds / BEATS_PER_TTL
 
         def run() -> None:
@@ -177,8 +181,8 @@ class HeldLock:
                 try:
                     if not self.beat():
                         return
-                except TalyError:
-                    continue  # S3 did not answer this time; the next beat may, before the TTL runs out
+                except Exception as exc:  # noqa: BLE001 - the thread must outlive one failed beat
+                    self.heartbeat_error = f"{type(exc).__name__}: {exc}"  # the next beat may land within the TTL
 
         self._thread = threading.Thread(target=run, name=f"lock-heartbeat-{self.lock.environment}", daemon=True)
         self._thread.start()
