@@ -3,6 +3,7 @@ concurrent runner's timeouts, scrubbing, and input validation."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -162,32 +163,59 @@ def _sleeper(seconds: float, status: str = "ok"):
     return fn
 
 
+def _meeting(barrier: threading.Barrier):
+    """A probe that passes only if every probe of the run is running at the same moment."""
+    def fn():
+        barrier.wait()  # BrokenBarrierError (the probe fails) when the others never arrive
+        return CheckResult("redis", "met", "ok")
+    return fn
+
+
 def test_probes_run_concurrently_and_keep_their_order():
-    probes = [Probe("redis", f"p{i}", _sleeper(0.3)) for i in range(6)]
-    t0 = time.perf_counter()
+    barrier = threading.Barrier(6, timeout=10)
+    probes = [Probe("redis", f"p{i}", _meeting(barrier), timeout=20) for i in range(6)]
     results = ops.run_probes(probes)
-    assert time.perf_counter() - t0 < 0.9  # six 0.3 s probes, not 1.8 s
     assert [x.status for x in results] == ["ok"] * 6
-    assert all(x.duration_ms >= 250 for x in results)
+    assert [x.name for x in results] == ["met"] * 6 and not barrier.broken
 
 
 def test_sequential_mode_runs_one_after_another():
-    probes = [Probe("redis", f"p{i}", _sleeper(0.1)) for i in range(4)]
-    t0 = time.perf_counter()
-    ops.run_probes(probes, parallel=False)
-    assert time.perf_counter() - t0 >= 0.4
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def counted():
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return CheckResult("redis", "counted", "ok")
+
+    results = ops.run_probes([Probe("redis", f"p{i}", counted) for i in range(4)], parallel=False)
+    assert most[0] == 1 and [x.status for x in results] == ["ok"] * 4
 
 
 def test_a_timed_out_liveness_probe_fails_and_any_other_is_unknown_within_its_timeout():
-    probes = [Probe("redis", "ping", _sleeper(5), liveness=True, timeout=0.3),
-              Probe("redis", "memory", _sleeper(5), timeout=0.4),
+    release, finished = threading.Event(), []
+
+    def hung():
+        release.wait(60)
+        finished.append(True)
+        return CheckResult("redis", "hung", "ok")
+
+    probes = [Probe("redis", "ping", hung, liveness=True, timeout=0.3),
+              Probe("redis", "memory", hung, timeout=0.4),
               Probe("redis", "quick", _sleeper(0.01), timeout=0.3)]
-    t0 = time.perf_counter()
-    ping, memory, quick = ops.run_probes(probes)
-    assert time.perf_counter() - t0 < 1.0
+    try:
+        ping, memory, quick = ops.run_probes(probes)
+        assert not finished  # the run returned while both hung probes were still blocked
+    finally:
+        release.set()
     assert (ping.status, ping.name, ping.observed) == ("fail", "ping", "timed out")
     assert "timed out after 0.3 s" in ping.detail
-    assert memory.status == "unknown" and quick.status == "ok"
+    assert memory.status == "unknown" and "timed out after 0.4 s" in memory.detail
+    assert quick.status == "ok"
 
 
 def test_a_probe_that_raises_is_fail_for_liveness_and_unknown_otherwise():
