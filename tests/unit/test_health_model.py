@@ -97,6 +97,22 @@ def test_bad_thresholds_files_are_bad_input(tmp_path: Path, text: str, message: 
     assert message in exc.value.message
 
 
+@pytest.mark.parametrize("content, message", [(b"\x89PNG\r\n\x1a\n\x00\xff", "binary file"),
+                                              (b"slo: \xff\xfe\n", "UTF-8")])
+def test_a_thresholds_file_that_is_not_text_is_bad_input_naming_it(tmp_path: Path, content: bytes, message: str):
+    f = tmp_path / "t.yaml"
+    f.write_bytes(content)
+    with pytest.raises(BadInput) as exc:
+        load(f, None)
+    assert message in exc.value.message and str(f) in exc.value.message
+
+
+def test_a_thresholds_path_that_is_a_directory_is_bad_input(tmp_path: Path):
+    with pytest.raises(BadInput) as exc:
+        load(tmp_path, None)
+    assert str(tmp_path) in exc.value.message and "directory" in exc.value.message
+
+
 def test_missing_thresholds_file_is_bad_input(tmp_path: Path):
     with pytest.raises(BadInput, match="cannot read thresholds file"):
         load(tmp_path / "nope.yaml", None)
