@@ -117,7 +117,7 @@ class Workers:
         from multiprocessing import forkserver
 
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(["taly_ops.offline.preload"])
+        self.context.set_forkserver_preload(["taly_ops.offline.preload", "taly_ops.offline.plan"])
         forkserver.ensure_running()
 
     def run(self, configs: list[StackConfig]) -> list[Plan]:
