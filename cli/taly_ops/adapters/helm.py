@@ -31,6 +31,10 @@ class HelmFailed(BadInput):
         super().__init__(message, hint)
         self.stderr = stderr
 
+    def __reduce__(self):
+        """Pickled whole, so a plan worker's chart error reaches the CLI as itself (exit 2, helm's words)."""
+        return type(self), (self.message, self.stderr, self.hint)
+
 
 CHECKOUT_TOOLS = Path(__file__).resolve().parents[3] / ".tools" / "bin"
 
@@ -58,11 +62,17 @@ def helm_binary() -> str:
     raise BadInput("helm is not installed (not on PATH, not in .tools/bin)", hint=INSTALL_HINT)
 
 
+# helm runs for some 50 ms and exits: Go's garbage collector would spend a fifth of its CPU freeing
+# what the exit frees anyway (30 renders of a plan: 1.6 s of CPU with it, 1.3 s without). The
+# memory limit keeps a collector for a chart far larger than ours. A GOGC of the caller's wins.
+GO_RUNTIME = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}
+
+
 def _run(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(
             [helm_binary(), *args], capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
-            env={**os.environ, "HELM_NO_PLUGINS": "1"},
+            env={**GO_RUNTIME, **os.environ, "HELM_NO_PLUGINS": "1"},
         )
     except subprocess.TimeoutExpired:
         raise Unreachable(f"{what}: helm did not finish within {TIMEOUT_SECONDS} s") from None
