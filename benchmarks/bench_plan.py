@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -31,15 +32,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import measure  # noqa: E402
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process's children so far: every process of a measured tree was waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> dict:
+    """`_measure.measure`, plus the mean CPU time of a run: a figure that load disturbs far less than wall time."""
+    before = cpu_seconds()
+    result = measure(cmd, runs, env=env)
+    return {**result, "cpu_mean_s": round((cpu_seconds() - before) / runs, 3)}
+
+
 def measure_cold(cmd: list[str], runs: int) -> dict:
     """Each run with its own fresh, empty cache."""
     rows = []
     for _ in range(runs):
         with tempfile.TemporaryDirectory(prefix="taly-bench-cold-") as cold:
-            rows.append(measure(cmd, 1, env={"TALY_CACHE_DIR": cold}))
+            rows.append(measured(cmd, 1, env={"TALY_CACHE_DIR": cold}))
     walls = [r["wall_median_s"] for r in rows]
     return {"command": rows[0]["command"], "runs": runs, "wall_median_s": round(statistics.median(walls), 3),
             "wall_min_s": min(walls), "wall_max_s": max(walls),
+            "cpu_mean_s": round(statistics.mean(r["cpu_mean_s"] for r in rows), 3),
             "peak_tree_pss_mib_median": round(statistics.median(r["peak_tree_pss_mib_median"] for r in rows), 1),
             "peak_tree_pss_mib_max": max(r["peak_tree_pss_mib_median"] for r in rows)}
 
@@ -48,7 +63,7 @@ def measure_warm(cmd: list[str], runs: int, cache: str) -> dict:
     """Runs sharing one cache, filled by an untimed first run."""
     env = {"TALY_CACHE_DIR": cache}
     measure(cmd, 1, env=env)
-    return measure(cmd, runs, env=env)
+    return measured(cmd, runs, env=env)
 
 
 def main() -> None:
@@ -74,7 +89,7 @@ def main() -> None:
         for state in ([None] if name == "help" else states):
             load_before = os.getloadavg()[0]
             if state is None:
-                result = measure(cases[name], args.runs)
+                result = measured(cases[name], args.runs)
             elif state == "cold":
                 result = measure_cold(cases[name], args.runs)
             else:

@@ -146,8 +146,9 @@ def _parent_name(urn: str) -> str | None:
 
 
 # Pulumi answers invokes from a thread pool: every chart of an environment would run its own helm
-# at once (10 per environment, 30 for --env all, 20 MB each). Two at a time keep both cores busy
-# without that peak of memory; a plan's workers share their two (`share_helm_slots`).
+# at once (10 per environment, 30 for --env all, 15 MB each beside the 35 MB of helm's code they
+# share). Two at a time keep both cores busy without that peak of memory; a plan's workers share
+# their two (`share_helm_slots`).
 HELM_SLOTS = 2
 _helm_slots: Any = threading.BoundedSemaphore(HELM_SLOTS)
 
