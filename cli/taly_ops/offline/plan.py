@@ -81,8 +81,9 @@ def run_program(config: StackConfig) -> Plan:
 
     from taly_platform import program
 
-    from .mocks import RecordingMocks, RecordingMonitor
+    from .mocks import RecordingMocks, RecordingMonitor, without_source_positions
 
+    without_source_positions()
     mocks = RecordingMocks(region=config.region)
     monitor = RecordingMonitor(mocks)
     rt_settings.SETTINGS.rpc_manager.clear()
