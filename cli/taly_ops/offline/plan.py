@@ -118,7 +118,7 @@ class Workers:
     Each run is CPU-bound Python inside Pulumi's event loop, so they go to processes. They are
     forked from a server (`offline/workers.py`) that imported `offline/preload.py` (what every run
     uses), not from this process: a process that has run Pulumi (threads, gRPC) can deadlock in a
-    fork. Creating `Workers` starts that server, so its imports (1.2 s of CPU) overlap whatever the
+    fork. Creating `Workers` starts that server, so its imports (1.1 s of CPU) overlap whatever the
     caller does next. The server and its workers are a process group of their own, stopped whole
     when the caller stops early (an error, Ctrl-C), never asks, or dies (the server's stdin closes).
     """

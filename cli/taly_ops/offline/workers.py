@@ -3,7 +3,7 @@
 Started by `plan.Workers` as `python -c ...`, it reads the CLI's `sys.path` from stdin, imports
 `preload` (while the CLI reads the stack files), then the stack configs. It forks a worker per
 environment but the first, and plans the first itself: a server idle beside its workers would hold
-a copy of every page they write to, 60 MB. The workers share its two helm slots. Each sends its
+a copy of every page they write to (some 50 MB). The workers share its two helm slots. Each sends its
 plan (or its error) to the CLI through the server's stdout, one frame at a time, and exits at once.
 Nothing else may reach that stdout: whatever the program prints goes to stderr. When the CLI closes
 the server's stdin (it has every plan, or it died) the server stops its whole process group.
@@ -46,7 +46,7 @@ def serve() -> None:
     for pid in workers:
         os.waitpid(pid, 0)
     sys.stdout.flush()
-    os._exit(0)  # skip the interpreter's teardown: 0.1 s for nothing
+    os._exit(0)  # the CLI has every plan: no teardown wanted
 
 
 def _fork(index: int, config: Any, results: int, sending: Any) -> int:
