@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +69,13 @@ def helm_binary() -> str:
 GO_RUNTIME = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}
 
 
-def _run(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], what: str, gate: AbstractContextManager[Any] | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(
-            [helm_binary(), *args], capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
-            env={**GO_RUNTIME, **os.environ, "HELM_NO_PLUGINS": "1"},
-        )
+        with gate or nullcontext():
+            proc = subprocess.run(
+                [helm_binary(), *args], capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
+                env={**GO_RUNTIME, **os.environ, "HELM_NO_PLUGINS": "1"},
+            )
     except subprocess.TimeoutExpired:
         raise Unreachable(f"{what}: helm did not finish within {TIMEOUT_SECONDS} s") from None
     except OSError as exc:
@@ -108,10 +110,12 @@ def template(
     *,
     value_files: Iterable[str | Path] = (),
     kube_version: str | None = None,
+    gate: AbstractContextManager[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """`helm template` the chart; the manifests as dicts (empty documents dropped).
 
-    `value_files` are applied first, in order, then `values` (which wins).
+    `value_files` are applied first, in order, then `values` (which wins). `gate` is held while
+    helm runs, and only then: a caller's limit on how many run at once.
     """
     chart = Path(chart_dir)
     if not (chart / "Chart.yaml").is_file():
@@ -121,7 +125,7 @@ def template(
         if kube_version:
             args += ["--kube-version", kube_version]
         args += _values_args(Path(tmp), values, value_files)
-        proc = _run(args, f"helm template {release}")
+        proc = _run(args, f"helm template {release}", gate)
     if proc.returncode != 0:
         err = _report(proc)
         raise HelmFailed(f"helm template {release} ({chart.name}) failed:\n{err}", err)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,18 @@ def _digest(chart: Path, release: str, namespace: str | None, values: dict[str, 
 
 
 def template(chart: Path, release: str, namespace: str | None, values: dict[str, Any],
-             kube_version: str | None = None) -> list[dict[str, Any]]:
-    """helm.template's objects for this chart and these values: from the cache, or from helm (then kept)."""
+             kube_version: str | None = None, gate: AbstractContextManager[Any] | None = None) -> list[dict[str, Any]]:
+    """helm.template's objects for this chart and these values: from the cache, or from helm (then kept).
+
+    `gate` is held while helm runs (not while the cache is read or written).
+    """
     key = _digest(chart, release, namespace, values, kube_version)
     entry = cache_dir() / f"{key}.json"
     try:
         return json.loads(entry.read_text())
     except (OSError, ValueError):
         pass
-    objects = helm.template(chart, release, namespace, values, kube_version=kube_version)
+    objects = helm.template(chart, release, namespace, values, kube_version=kube_version, gate=gate)
     try:
         text = json.dumps(objects)
         entry.parent.mkdir(parents=True, exist_ok=True)

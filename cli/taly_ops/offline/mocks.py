@@ -148,7 +148,7 @@ def _parent_name(urn: str) -> str | None:
 # Pulumi answers invokes from a thread pool: every chart of an environment would run its own helm
 # at once (10 per environment, 30 for --env all, 15 MB each beside the 35 MB of helm's code they
 # share). Two at a time keep both cores busy without that peak of memory; a plan's workers share
-# their two (`share_helm_slots`).
+# their two (`share_helm_slots`). A slot is held while helm runs, not while its output is parsed.
 HELM_SLOTS = 2
 _helm_slots: Any = threading.BoundedSemaphore(HELM_SLOTS)
 
@@ -166,9 +166,8 @@ def _helm_template(args: dict[str, Any]) -> dict[str, Any]:
     from . import helm_cache
 
     opts = json.loads(args["jsonOpts"])
-    with _helm_slots:
-        objects = helm_cache.template(Path(opts["path"]), opts["release_name"], opts.get("namespace"),
-                                      opts.get("values") or {}, kube_version=opts.get("kube_version"))
+    objects = helm_cache.template(Path(opts["path"]), opts["release_name"], opts.get("namespace"),
+                                  opts.get("values") or {}, kube_version=opts.get("kube_version"), gate=_helm_slots)
     if not objects:
         raise RuntimeError(f"helm template rendered nothing for {opts['release_name']}")
     return {"result": objects}
