@@ -148,7 +148,7 @@ class Workers:
             raise
         self.server.wait()  # it exits once its workers have
         self._stopper.detach()
-        self.server.stdin.close()
+        _close(self.server)
         for _, _, error, remote in outcomes:
             if error is not None:
                 raise error from RemoteTraceback(remote)
@@ -179,4 +179,12 @@ def _stop(server: Any) -> None:
     except ProcessLookupError:
         pass
     server.wait()
-    server.stdin.close()
+    _close(server)
+
+
+def _close(server: Any) -> None:
+    for pipe in (server.stdin, server.stdout):
+        try:
+            pipe.close()
+        except OSError:  # what was left unsent has no reader
+            pass
