@@ -33,7 +33,11 @@ from _measure import measure  # noqa: E402
 
 
 def cpu_seconds() -> float:
-    """CPU time (user + system) of this process's children so far: every process of a measured tree was waited for."""
+    """CPU time (user + system) of this process's waited-for descendants so far.
+
+    taly's plan server waits for its workers, and they for helm: the whole tree counts. A process
+    nobody waits for (a daemon, multiprocessing's fork server) would not.
+    """
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
