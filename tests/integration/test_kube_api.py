@@ -269,6 +269,13 @@ def test_python_client_watch_sees_live_events_and_bookmarks(tmp_path: Path) -> N
         cluster.stop()
 
 
+def test_python_client_watch_ends_after_its_timeout(cluster: Cluster) -> None:
+    current = cluster.core.list_namespaced_config_map("default").metadata.resource_version
+    events = list(watch.Watch().stream(cluster.core.list_namespaced_config_map, "default",
+                                       resource_version=current, timeout_seconds=1))
+    assert events == []
+
+
 def test_python_client_watch_too_old_is_410_after_one_retry(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path, history=5)
     try:
@@ -296,6 +303,24 @@ def test_python_client_reads_pod_logs(cluster: Cluster) -> None:
     assert cluster.core.read_namespaced_pod_log("p1", "default", tail_lines=1, _preload_content=False).data \
         == b"three\n"
     assert cluster.kubectl("logs", "p1", "--tail=2").stdout == "two\nthree\n"
+
+
+def test_kubectl_follows_a_log_until_the_pod_is_gone(cluster: Cluster) -> None:
+    cluster.core.create_namespaced_pod("default", pod("p1"))
+    log = cluster.root / "p1.log"
+    log.write_text("started\n")
+    cluster.logs[("default", "p1", "app")] = log
+    env = {"KUBECONFIG": str(cluster.kubeconfig), "HOME": str(cluster.root), "PATH": "/usr/bin:/bin"}
+    follow = subprocess.Popen([str(KUBECTL), "logs", "-f", "p1"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert follow.stdout.readline() == "started\n"
+        with log.open("a") as f:
+            f.write("serving\n")
+        assert follow.stdout.readline() == "serving\n"
+        cluster.core.delete_namespaced_pod("p1", "default", grace_period_seconds=0)
+        assert follow.wait(30) == 0
+    finally:
+        follow.kill()
 
 
 def test_wrong_token_is_401(cluster: Cluster) -> None:
@@ -448,4 +473,7 @@ def test_kubectl_errors_are_the_api_servers(cluster: Cluster) -> None:
     assert not_allowed.returncode != 0 and "MethodNotAllowed" in not_allowed.stderr
     server_side = cluster.kubectl("apply", "--server-side", "-f", "-", stdin=MANIFEST, check=False)
     assert server_side.returncode != 0 and "application/strategic-merge-patch+json" in server_side.stderr
+    system = cluster.kubectl("delete", "namespace", "default", check=False)
+    assert system.stderr.strip() == ('Error from server (Forbidden): namespaces "default" is forbidden: '
+                                     "this namespace may not be deleted")
     assert "Server Version" in cluster.kubectl("version").stdout  # still serving

@@ -176,6 +176,8 @@ class Api:
     def delete(self, t: Target, body: Any, query: dict[str, str]) -> Response:
         if t.subresource:
             raise apierrors.method_not_allowed()
+        if t.resource.plural == "namespaces" and t.name in ("default", "kube-system", "kube-public"):
+            raise apierrors.forbidden("namespaces", "", t.name, "this namespace may not be deleted")
         if dry_run(query) or (isinstance(body, dict) and body.get("dryRun")):
             raise apierrors.bad_request("dryRun is not supported for deletions by the local cluster")
         options = body if isinstance(body, dict) else {}

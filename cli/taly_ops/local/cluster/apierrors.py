@@ -82,6 +82,11 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]
     return ApiError(422, "Invalid", message, _details(name, group, kind, causes=detail_causes))
 
 
+def forbidden(plural: str, group: str, name: str, why: str) -> ApiError:
+    return ApiError(403, "Forbidden", f'{qualified(plural, group)} "{name}" is forbidden: {why}',
+                    _details(name, group, plural))
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 

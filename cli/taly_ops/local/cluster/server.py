@@ -8,10 +8,13 @@ BOOKMARKs when asked, `timeoutSeconds`, `sendInitialEvents`, 410 as an in-stream
 `as=Table` for kubectl get. Any other path is a 404 Status, any other method a 405: never a silent
 success. No request can take it down: every failure is a Status (500 for our own bugs).
 
-Not modelled: server-side apply (`application/apply-patch+yaml` is a 415), protobuf, aggregated
-discovery's own format, /openapi/v2, admission beyond NamespaceLifecycle, authorization (one token
-is all-powerful), foreground cascading deletion (done as background), dry-run deletions, consistent
-list snapshots across `continue`, events.k8s.io/v1, nodes and scheduling.
+Not modelled: server-side apply (`application/apply-patch+yaml` is a 415), protobuf request bodies
+(a 415: `kubectl create namespace|configmap|secret|deployment...`, `kubectl run` and `expose` send
+them; `kubectl create -f` and `apply` send JSON), aggregated discovery's own format, /openapi/v2
+and OpenAPI schemas (`kubectl explain`), admission beyond NamespaceLifecycle, authorization (one token
+is all-powerful), namespaces' Terminating phase (a namespace and its objects go at once), foreground
+cascading deletion (done as background), dry-run deletions, consistent list snapshots across
+`continue`, events.k8s.io/v1, nodes, scheduling, exec/attach/port-forward, CRDs.
 """
 
 from __future__ import annotations
