@@ -264,6 +264,10 @@ def test_an_image_that_never_becomes_ready_exceeds_the_progress_deadline_and_kee
     wait_for("the rollout", lambda: c.rolled_out())
     c.set_image("web", "web:bad")
     wait_for("the stuck pod", lambda: c.pods(image="web:bad"))
+    # the controller has seen all the progress there will be (its last one stamps the condition's
+    # lastUpdateTime, from which the deadline runs) before the clock moves
+    wait_for("the rollout's status", lambda: (st := c.deployment()["status"]).get("updatedReplicas") == 1
+             and st.get("replicas") == 3 and c.condition("Progressing")["reason"] == "ReplicaSetUpdated")
     c.clock.now += 30
     c.controllers.resync()
     time.sleep(0.2)
